@@ -439,7 +439,7 @@ async function main(argv: string[]): Promise<void> {
     .action((options: { eval?: boolean }) => {
       ensureModels();
       if (options.eval) {
-        const metrics = JSON.parse(readFileSync(join(paths.modelBase, 'census', 'metrics.json'), 'utf8')) as {
+        const metrics = JSON.parse(readFileSync(join(paths.modelBase, 'census', '1', 'assets.extra', 'metrics.json'), 'utf8')) as {
           accuracy: number;
           test_rows: number;
         };

@@ -1,0 +1,8 @@
+// The built-in connector plugins. This list is the only place they are named; the CLI registers
+// them into a PluginRegistry instance it owns (importing a connector module registers nothing).
+import type { ConnectorPlugin } from '../runtime/api.js';
+import { fileSinkPlugin } from './file/file-sink.js';
+import { fileSourcePlugin } from './file/file-source.js';
+import { passThroughPlugin } from './passthrough/passthrough.js';
+
+export const builtinPlugins: readonly ConnectorPlugin[] = [fileSourcePlugin, fileSinkPlugin, passThroughPlugin];

@@ -1,0 +1,460 @@
+"""End-to-end checks of server.py through TF Serving's own gRPC stubs.
+
+    python test_server.py [--model-base ~/.cache/infer-connect/models]
+
+Builds the models (build_models.py; a no-op when cached), starts server.py on
+free ports (--port 0 --control-port 0, ports read from its start line), runs
+every check, stops the server with SIGTERM and prints "N passed, M failed".
+Exits non-zero on any failure.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+CENSUS_TEST = os.path.join(REPO, "data", "census", "adult.test.csv")
+IMAGES = os.path.join(REPO, "data", "images")
+INT_COLUMNS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+STRING_COLUMNS = ["workclass", "education", "marital_status", "occupation",
+                  "relationship", "race", "sex", "native_country"]
+LABELS = "census:stable=1,null:stable=1,null:canary=2"
+START_TIMEOUT_S = 180
+
+TESTS = []
+
+
+def check(fn):
+    TESTS.append(fn)
+    return fn
+
+
+# ----------------------------------------------------------------- harness
+
+class Server:
+    """server.py as a subprocess; stderr is drained into self.log lines."""
+
+    def __init__(self, model_base):
+        self.log = []
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--control-port", "0",
+             "--model-base", model_base, "--version-labels", LABELS, "--workers", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+        ports = {}
+
+        def drain():
+            for line in self.proc.stderr:
+                self.log.append(line.rstrip())
+                match = re.search(r"serving grpc=127\.0\.0\.1:(\d+) control=127\.0\.0\.1:(\d+)", line)
+                if match:
+                    ports["grpc"], ports["control"] = int(match[1]), int(match[2])
+                    ready.set()
+            ready.set()  # process ended; the check below reports it
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(START_TIMEOUT_S) or not ports:
+            self.proc.kill()
+            raise SystemExit("server did not start:\n" + "\n".join(self.log[-30:]))
+        self.grpc_port, self.control_port = ports["grpc"], ports["control"]
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.model_stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+    def control(self, method, path, body=None):
+        """HTTP control call -> (status, parsed JSON)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", data=data,
+                                         method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    def stop(self):
+        self.channel.close()
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+
+def predict_request(model, inputs, version=None, label=None, signature=None, output_filter=()):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
+    if label is not None:
+        request.model_spec.version_label = label
+    if signature is not None:
+        request.model_spec.signature_name = signature
+    for name, proto in inputs.items():
+        request.inputs[name].CopyFrom(proto)
+    request.output_filter.extend(output_filter)
+    return request
+
+
+def typed(values, dtype):
+    """A TensorProto using the typed *_val field (make_tensor_proto uses tensor_content for numbers)."""
+    array = np.asarray(values, dtype=dtype)
+    dtype_enum, field = {np.dtype(np.int64): (types_pb2.DT_INT64, "int64_val"),
+                         np.dtype(np.float32): (types_pb2.DT_FLOAT, "float_val"),
+                         np.dtype(object): (types_pb2.DT_STRING, "string_val")}[array.dtype]
+    proto = tensor_pb2.TensorProto(dtype=dtype_enum)
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape)
+    getattr(proto, field).extend(array.ravel().tolist())
+    return proto
+
+
+def census_rows(count):
+    with open(CENSUS_TEST, newline="") as f:
+        reader = csv.DictReader(f)
+        return [next(reader) for _ in range(count)]
+
+
+def census_inputs(rows, encode=typed):
+    inputs = {c: encode([int(r[c]) for r in rows], np.int64) for c in INT_COLUMNS}
+    inputs.update({c: encode([r[c].encode() for r in rows], object) for c in STRING_COLUMNS})
+    return inputs
+
+
+def content(values, dtype):
+    return tf.make_tensor_proto(np.asarray(values, dtype=dtype))
+
+
+def expect_error(call, code, contains=None):
+    try:
+        call()
+    except grpc.RpcError as e:
+        assert e.code() == code, f"expected {code.name}, got {e.code().name}: {e.details()}"
+        if contains is not None:
+            assert contains in e.details(), f"expected {contains!r} in {e.details()!r}"
+        return e.details()
+    raise AssertionError(f"expected {code.name}, call succeeded")
+
+
+def null_predict(server, ages, timeout=10, **spec):
+    return server.predict_stub.Predict(predict_request("null", {"age": typed(ages, np.int64)}, **spec),
+                                       timeout=timeout)
+
+
+# ------------------------------------------------------------------ checks
+
+@check
+def health_lists_models(server, base):
+    status, body = server.control("GET", "/health")
+    assert status == 200 and body["status"] == "ok", body
+    assert body["models"] == {"census": [1], "image": [1], "null": [1, 2]}, body["models"]
+
+
+@check
+def census_metadata(server, base):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "census"
+    response = server.predict_stub.GetModelMetadata(request, timeout=10)
+    assert response.model_spec.name == "census" and response.model_spec.version.value == 1
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signature_map)
+    signature = signature_map.signature_def["serving_default"]
+    assert signature.method_name == "tensorflow/serving/predict", signature.method_name
+    expected = {**{c: types_pb2.DT_INT64 for c in INT_COLUMNS}, **{c: types_pb2.DT_STRING for c in STRING_COLUMNS}}
+    assert {k: v.dtype for k, v in signature.inputs.items()} == expected
+    for name, info in signature.inputs.items():
+        assert [d.size for d in info.tensor_shape.dim] == [-1], (name, info.tensor_shape)
+        assert info.name == f"serving_default_{name}:0", info.name
+    assert signature.outputs["probability"].dtype == types_pb2.DT_FLOAT
+    assert signature.outputs["predicted_class"].dtype == types_pb2.DT_STRING
+    assert [d.size for d in signature.outputs["probability"].tensor_shape.dim] == [-1]
+
+
+@check
+def census_predict_matches_predict_local(server, base):
+    rows = census_rows(3)
+    response = server.predict_stub.Predict(predict_request("census", census_inputs(rows)), timeout=10)
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    local_in = {c: [int(r[c]) for r in rows] for c in INT_COLUMNS}
+    local_in.update({c: [r[c] for r in rows] for c in STRING_COLUMNS})
+    local = json.loads(subprocess.run(
+        [sys.executable, os.path.join(HERE, "predict_local.py"), os.path.join(base, "census", "1")],
+        input=json.dumps(local_in), capture_output=True, text=True, check=True).stdout)
+    assert list(response.outputs["probability"].float_val) == local["probability"], \
+        (list(response.outputs["probability"].float_val), local["probability"])
+    assert [v.decode() for v in response.outputs["predicted_class"].string_val] == local["predicted_class"]
+    assert [d.size for d in response.outputs["probability"].tensor_shape.dim] == [3]
+
+
+@check
+def inputs_as_tensor_content_match_typed(server, base):
+    rows = census_rows(5)
+    a = server.predict_stub.Predict(predict_request("census", census_inputs(rows)), timeout=10)
+    b = server.predict_stub.Predict(predict_request("census", census_inputs(rows, content)), timeout=10)
+    assert a.outputs["probability"].float_val == b.outputs["probability"].float_val
+
+
+@check
+def null_latest_version_and_row_order(server, base):
+    response = null_predict(server, [5, 40, 17])
+    assert response.model_spec.version.value == 2
+    assert list(response.outputs["score"].float_val) == [6.0, 41.0, 18.0]
+    response = null_predict(server, [5, 40, 17], version=1)
+    assert response.model_spec.version.value == 1
+    assert list(response.outputs["score"].float_val) == [5.0, 40.0, 17.0]
+
+
+@check
+def version_labels_resolve(server, base):
+    stable = null_predict(server, [30], label="stable")
+    canary = null_predict(server, [30], label="canary")
+    assert (stable.model_spec.version.value, stable.outputs["score"].float_val[0]) == (1, 30.0)
+    assert (canary.model_spec.version.value, canary.outputs["score"].float_val[0]) == (2, 31.0)
+    # TF Serving answers an unknown label with INVALID_ARGUMENT (not NOT_FOUND).
+    expect_error(lambda: null_predict(server, [30], label="nope"), grpc.StatusCode.INVALID_ARGUMENT,
+                 "Unrecognized servable version label: nope")
+
+
+@check
+def unknown_model_and_version_not_found(server, base):
+    expect_error(lambda: server.predict_stub.Predict(predict_request("nope", {"age": typed([1], np.int64)}),
+                                                     timeout=10),
+                 grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)")
+    expect_error(lambda: null_predict(server, [1], version=9), grpc.StatusCode.NOT_FOUND,
+                 "Servable not found for request: Specific(null, 9)")
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "nope"
+    expect_error(lambda: server.predict_stub.GetModelMetadata(request, timeout=10), grpc.StatusCode.NOT_FOUND)
+
+
+@check
+def unknown_signature_failed_precondition(server, base):
+    expect_error(lambda: null_predict(server, [1], signature="x"), grpc.StatusCode.FAILED_PRECONDITION,
+                 'Serving signature key "x" not found.')
+
+
+@check
+def bad_inputs_invalid_argument(server, base):
+    def call(inputs, model="null", **kw):
+        return lambda: server.predict_stub.Predict(predict_request(model, inputs, **kw), timeout=10)
+
+    INVALID = grpc.StatusCode.INVALID_ARGUMENT
+    expect_error(call({"age": typed([1.5], np.float32)}), INVALID, "'age'")
+    expect_error(call({"age": content([[1, 2]], np.int64)}), INVALID, "'age'")
+    expect_error(call({}), INVALID, "Missing but required: {age}")
+    expect_error(call({"age": typed([1], np.int64), "extra": typed([1], np.int64)}), INVALID,
+                 "Sent extra: {extra}")
+    expect_error(call({"agee": typed([1], np.int64)}), INVALID, "input tensor alias not found in signature: agee")
+    expect_error(call({"age": typed([1], np.int64)}, output_filter=["nope"]), INVALID,
+                 "output tensor alias not found in signature: nope")
+    # Errors raised by TF while executing the graph come back as INVALID_ARGUMENT too.
+    inputs = census_inputs(census_rows(2))
+    inputs["age"].CopyFrom(typed([30, 40, 50], np.int64))
+    expect_error(call(inputs, model="census"), INVALID)
+    expect_error(call({"image_bytes": typed([b"not a jpeg"], object)}, model="image"), INVALID)
+
+
+@check
+def output_filter_limits_outputs(server, base):
+    response = server.predict_stub.Predict(
+        predict_request("census", census_inputs(census_rows(2)), output_filter=["probability"]), timeout=10)
+    assert list(response.outputs) == ["probability"], list(response.outputs)
+
+
+@check
+def tensor_content_response_encoding(server, base):
+    request = predict_request("census", census_inputs(census_rows(4)))
+    typed_response = server.predict_stub.Predict(request, timeout=10)
+    assert typed_response.outputs["probability"].float_val and not typed_response.outputs["probability"].tensor_content
+    status, state = server.control("POST", "/faults", {"response_encoding": "tensor_content"})
+    assert status == 200 and state["response_encoding"] == "tensor_content", state
+    packed = server.predict_stub.Predict(request, timeout=10)
+    server.control("POST", "/reset")
+    probability = packed.outputs["probability"]
+    assert probability.tensor_content and not probability.float_val
+    assert tf.make_ndarray(probability).tolist() == list(typed_response.outputs["probability"].float_val)
+    assert tf.make_ndarray(packed.outputs["predicted_class"]).tolist() == \
+        list(typed_response.outputs["predicted_class"].string_val)
+
+
+@check
+def model_status(server, base):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "null"
+    response = server.model_stub.GetModelStatus(request, timeout=10)
+    assert [(s.version, s.state, s.status.error_code) for s in response.model_version_status] == \
+        [(1, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0),
+         (2, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0)]
+    request.model_spec.version.value = 2
+    assert [s.version for s in server.model_stub.GetModelStatus(request, timeout=10).model_version_status] == [2]
+    request.model_spec.version.value = 7
+    expect_error(lambda: server.model_stub.GetModelStatus(request, timeout=10), grpc.StatusCode.NOT_FOUND,
+                 "Could not find version 7 of model null")
+    request.model_spec.name = "nope"
+    request.model_spec.ClearField("version")
+    expect_error(lambda: server.model_stub.GetModelStatus(request, timeout=10), grpc.StatusCode.NOT_FOUND,
+                 "Could not find any versions of model nope")
+
+
+@check
+def image_model_classifies_test_images(server, base):
+    with open(os.path.join(IMAGES, "expected.json")) as f:
+        expected = json.load(f)
+    names = sorted(expected)
+    images = []
+    for name in names:
+        with open(os.path.join(IMAGES, name), "rb") as f:
+            images.append(f.read())
+    response = server.predict_stub.Predict(
+        predict_request("image", {"image_bytes": typed(images, object)}), timeout=30)
+    classes = tf.make_ndarray(response.outputs["top_k_classes"])
+    scores = tf.make_ndarray(response.outputs["top_k_scores"])
+    assert classes.shape == (len(names), 3) and scores.shape == (len(names), 3), (classes.shape, scores.shape)
+    assert [c.decode() for c in classes[:, 0]] == [expected[n] for n in names], classes[:, 0]
+    assert np.all(np.diff(scores, axis=1) <= 0), scores
+
+
+@check
+def fault_failure_rate(server, base):
+    status, state = server.control("POST", "/faults", {"failure_rate": 1, "failure_code": "UNAVAILABLE",
+                                                       "failure_message": "chaos"})
+    assert status == 200 and state["failure_rate"] == 1, state
+    expect_error(lambda: null_predict(server, [1]), grpc.StatusCode.UNAVAILABLE, "chaos")
+    # Metadata and status stay healthy under Predict faults.
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "null"
+    server.predict_stub.GetModelMetadata(request, timeout=10)
+    status, _ = server.control("POST", "/reset")
+    assert status == 200
+    assert null_predict(server, [1]).outputs["score"].float_val[0] == 2.0
+
+
+@check
+def fault_latency(server, base):
+    server.control("POST", "/faults", {"latency_ms": 300})
+    start = time.monotonic()
+    null_predict(server, [1])
+    slow = time.monotonic() - start
+    server.control("POST", "/reset")
+    start = time.monotonic()
+    null_predict(server, [1])
+    fast = time.monotonic() - start
+    assert slow >= 0.3, slow
+    assert fast < 0.25, fast
+
+
+@check
+def fault_stall_respects_deadline(server, base):
+    server.control("POST", "/faults", {"stall_seconds": 30})
+    start = time.monotonic()
+    expect_error(lambda: null_predict(server, [1], timeout=0.5), grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert time.monotonic() - start < 2
+    status, state = server.control("GET", "/faults")
+    assert status == 200 and state["stall_seconds"] > 20, state
+    # A request held by the stall is released as soon as the stall is lifted.
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(r=null_predict(server, [3], timeout=30)))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive(), "request was not held by the stall"
+    server.control("POST", "/faults", {"stall_seconds": 0})
+    waiter.join(5)
+    assert not waiter.is_alive() and result["r"].outputs["score"].float_val[0] == 4.0
+    # The server notices the abandoned request within its poll interval.
+    time.sleep(0.2)
+    _, stats = server.control("GET", "/stats")
+    assert stats["errors"].get("DEADLINE_EXCEEDED", 0) >= 1, stats["errors"]
+    assert stats["in_flight"] == 0, stats["in_flight"]
+    server.control("POST", "/reset")
+
+
+@check
+def fault_validation(server, base):
+    assert server.control("POST", "/faults", {"nope": 1})[0] == 400
+    assert server.control("POST", "/faults", {"failure_rate": 2})[0] == 400
+    assert server.control("POST", "/faults", {"failure_code": "NOT_A_CODE"})[0] == 400
+    assert server.control("POST", "/faults", {"response_encoding": "xml"})[0] == 400
+    status, state = server.control("GET", "/faults")
+    assert status == 200 and state["failure_rate"] == 0 and state["response_encoding"] == "typed", state
+
+
+@check
+def stats_count_requests(server, base):
+    server.control("POST", "/reset")
+    for _ in range(20):
+        null_predict(server, [1, 2, 3, 4, 5])
+    expect_error(lambda: null_predict(server, [1], version=9), grpc.StatusCode.NOT_FOUND)
+    status, stats = server.control("GET", "/stats")
+    assert status == 200
+    assert stats["requests"] == {"Predict": 21}, stats["requests"]
+    assert stats["instances"] == 100, stats["instances"]
+    assert stats["errors"] == {"NOT_FOUND": 1}, stats["errors"]
+    assert len(stats["predict_timestamps_ms"]) == 21
+    assert 1 <= stats["max_predict_per_second"] <= 21, stats["max_predict_per_second"]
+    assert stats["in_flight"] == 0 and stats["max_in_flight"] >= 1, stats
+
+
+# -------------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-base", default=os.path.expanduser("~/.cache/infer-connect/models"))
+    args = parser.parse_args()
+    base = os.path.abspath(os.path.expanduser(args.model_base))
+    build = subprocess.run([sys.executable, os.path.join(HERE, "build_models.py"), "--base", base],
+                           capture_output=True, text=True)
+    print(build.stdout, end="")
+    if build.returncode != 0:
+        sys.exit(f"build_models.py failed:\n{build.stderr[-4000:]}")
+
+    server = Server(base)
+    passed = failed = 0
+    try:
+        for test in TESTS:
+            start = time.monotonic()
+            try:
+                test(server, base)
+            except Exception:
+                failed += 1
+                print(f"FAIL {test.__name__}\n{traceback.format_exc()}", flush=True)
+            else:
+                passed += 1
+                print(f"ok   {test.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+    finally:
+        code = server.stop()
+    if code == 0:
+        passed += 1
+        print("ok   clean_shutdown_on_sigterm")
+    else:
+        failed += 1
+        print(f"FAIL clean_shutdown_on_sigterm: exit code {code}")
+    if failed:
+        print("server log (tail):\n" + "\n".join(server.log[-40:]))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

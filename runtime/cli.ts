@@ -1,0 +1,142 @@
+// The `infer-connect` command: run a standalone worker, validate connector configs, list plugins.
+//
+//   infer-connect standalone <worker.json> <connector.json>...
+//   infer-connect validate <connector.json>
+//   infer-connect plugins [--json]
+//
+// A bad config is refused before anything starts (exit 1, every problem listed per key).
+// SIGTERM/SIGINT drain the worker in order (stop fetching, finish in flight, flush, commit,
+// close clients, close HTTP) and exit 0, or exit 1 if the drain outlives its deadline.
+import { Command } from 'commander';
+import { builtinPlugins } from '../connectors/index.js';
+import { connectorSpecFor, parseConnectorConfig, readConnectorConfigFile } from './config/connector-config.js';
+import { formatProblems } from './config/validation-report.js';
+import { readWorkerConfigFile } from './config/worker-config.js';
+import { renderSpecDoc } from './config/spec-doc.js';
+import { PluginRegistry } from './plugin-registry.js';
+import { createStandaloneWorker } from './standalone.js';
+import { VERSION } from './worker.js';
+
+class UsageError extends Error {}
+
+async function standalone(workerFile: string, connectorFiles: string[]): Promise<void> {
+  const plugins = PluginRegistry.of(builtinPlugins);
+  const { config: workerConfig, problems: workerProblems } = readWorkerConfigFile(workerFile);
+  const problems: string[] = [];
+  if (!workerConfig) problems.push(`${workerFile}:\n${formatProblems(workerProblems)}`);
+  const connectors: Array<{ name: string; config: Record<string, unknown> }> = [];
+  for (const file of connectorFiles) {
+    const read = readConnectorConfigFile(file);
+    if ('error' in read) {
+      problems.push(`${file}: ${read.error}`);
+      continue;
+    }
+    const className = String(read.config['connector.class'] ?? '');
+    const plugin = plugins.find(className);
+    if (!plugin) {
+      problems.push(`${file}:\n  connector.class: ${plugins.unknownPluginMessage(className)}`);
+      continue;
+    }
+    const parsed = parseConnectorConfig(plugin, { ...read.config, name: read.name });
+    if (!parsed.config) problems.push(`${file}:\n${formatProblems(parsed.problems)}`);
+    else connectors.push({ name: read.name, config: read.config });
+  }
+  if (problems.length > 0 || !workerConfig) {
+    throw new UsageError(`refusing to start; fix these configs first:\n${problems.join('\n')}`);
+  }
+
+  const { worker, rest, logger } = createStandaloneWorker(workerConfig, plugins);
+  let draining: Promise<void> | undefined;
+  const drain = (signal: string) => {
+    if (draining) return;
+    const deadlineMs = workerConfig.getNumber('task.shutdown.graceful.timeout.ms') + 5_000;
+    logger.info({ signal, deadlineMs }, 'draining the worker');
+    const timer = setTimeout(() => {
+      logger.error({ deadlineMs }, 'drain did not finish within its deadline; exiting');
+      process.exit(1);
+    }, deadlineMs);
+    timer.unref();
+    draining = (async () => {
+      await worker.stop();
+      await rest.close();
+      logger.info('worker stopped');
+      logger.flush?.();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => drain('SIGTERM'));
+  process.on('SIGINT', () => drain('SIGINT'));
+
+  await worker.start();
+  const address = await rest.listen();
+  logger.info({ rest: address, workerId: worker.workerId, version: VERSION }, 'worker started');
+  for (const { name, config } of connectors) {
+    await worker.putConnectorConfig(name, config, false);
+  }
+}
+
+function validate(file: string): number {
+  const plugins = PluginRegistry.of(builtinPlugins);
+  const read = readConnectorConfigFile(file);
+  if ('error' in read) {
+    process.stderr.write(`${file}: ${read.error}\n`);
+    return 1;
+  }
+  const className = String(read.config['connector.class'] ?? '');
+  const plugin = plugins.find(className);
+  if (!plugin) {
+    process.stderr.write(`${file}:\n  connector.class: ${plugins.unknownPluginMessage(className)}\n`);
+    return 1;
+  }
+  const { config, problems } = parseConnectorConfig(plugin, { ...read.config, name: read.name });
+  if (!config) {
+    process.stderr.write(`${file}: ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
+    return 1;
+  }
+  process.stdout.write(`${file}: valid ${plugin.kind} connector "${read.name}" (${plugin.name})\n`);
+  return 0;
+}
+
+function listPlugins(json: boolean): void {
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify(builtinPlugins.map((p) => ({ class: p.name, type: p.kind, version: p.version, aliases: p.aliases ?? [] })), null, 2)}\n`,
+    );
+    return;
+  }
+  for (const plugin of builtinPlugins) {
+    process.stdout.write(
+      renderSpecDoc(`${plugin.name} (${plugin.kind})`, plugin.description, connectorSpecFor(plugin)) + '\n',
+    );
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('infer-connect')
+    .description('A Kafka Connect-style connector runtime that scores streams with TensorFlow Serving models')
+    .version(VERSION);
+  program
+    .command('standalone')
+    .description('run a standalone worker with the given connectors')
+    .argument('<worker.json>', 'worker config')
+    .argument('<connector.json...>', 'connector configs')
+    .action(standalone);
+  program
+    .command('validate')
+    .description('check a connector config; exits 1 and lists every problem per key when it is invalid')
+    .argument('<connector.json>', 'connector config')
+    .action((file: string) => {
+      process.exitCode = validate(file);
+    });
+  program
+    .command('plugins')
+    .description('list the connector plugins and their config keys')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => listPlugins(Boolean(options.json)));
+  await program.parseAsync(argv);
+}
+
+main(process.argv).catch((error: unknown) => {
+  process.stderr.write(`${error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,348 @@
+// Variable references in config values, resolved when a config is parsed (Kafka Connect's config
+// providers, KIP-297): `${env:VAR}` reads an environment variable, `${file:/path:key}` reads one key
+// of a Java-properties file. Configs are stored and shown with the references unresolved; resolved
+// values live only in the parsed config. Problems name the config key and the reference, never a
+// resolved value.
+import { readFileSync } from 'node:fs';
+import { errorMessage } from '../error-catalogue.js';
+import {
+  parseConfig,
+  stringifyValues,
+  type ConfigProblem,
+  type ConfigSpec,
+  type ConfigValue,
+  type ParsedConfig,
+} from './config-spec.js';
+
+/** The outcome of looking up one variable: its value, or why it has none (no secret in it). */
+export type Lookup = { value: string } | { problem: string };
+
+export interface ConfigProvider {
+  /** What comes before the first colon: `env` in `${env:HOME}`. */
+  readonly name: string;
+  /** The reference form shown in problems, e.g. `${file:/path/to/file.properties:key}`. */
+  readonly usage: string;
+  /**
+   * Looks up one variable. `path` is the middle part of `${provider:path:key}` and undefined for
+   * `${provider:key}`. Called synchronously while a config is parsed, once per reference.
+   */
+  lookup(path: string | undefined, key: string): Lookup;
+}
+
+/** `${env:VAR}`: Kafka Connect's EnvVarConfigProvider. An empty variable resolves to "". */
+export function envConfigProvider(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ConfigProvider {
+  return {
+    name: 'env',
+    usage: '${env:VARIABLE_NAME}',
+    lookup(path, key) {
+      if (path !== undefined) return { problem: `an env reference has no path; write \${env:${key}}` };
+      const value = env[key];
+      return value === undefined ? { problem: `environment variable ${key} is not set` } : { value };
+    },
+  };
+}
+
+/**
+ * `${file:/path/to/file.properties:key}`: Kafka Connect's FileConfigProvider. The file is read at
+ * every resolution (so a restarted connector sees a rotated secret); relative paths are relative
+ * to the worker's working directory.
+ */
+export function fileConfigProvider(
+  read: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+): ConfigProvider {
+  return {
+    name: 'file',
+    usage: '${file:/path/to/file.properties:key}',
+    lookup(path, key) {
+      if (path === undefined || path === '') return { problem: `write ${this.usage}` };
+      let text: string;
+      try {
+        text = read(path);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        return { problem: `cannot read file ${path}${code ? ` (${code})` : ''}` };
+      }
+      const value = parseProperties(text).get(key);
+      return value === undefined ? { problem: `file ${path} has no key "${key}"` } : { value };
+    },
+  };
+}
+
+export function defaultConfigProviders(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ConfigProvider[] {
+  return [envConfigProvider(env), fileConfigProvider()];
+}
+
+/**
+ * Kafka's variable syntax `${provider:[path:]key}`: the provider ends at the first colon, the
+ * path (if any) at the next one, so a path cannot contain a colon.
+ */
+const VARIABLE = /\$\{([^}]*?):(?:([^}]*?):)?([^}]*?)\}/g;
+
+export interface ResolvedConfig {
+  /** Every key, references replaced; a key with an unresolved reference keeps its text as given. */
+  values: Record<string, string>;
+  /** One per unresolved reference, against the config key, naming the reference. */
+  problems: ConfigProblem[];
+  /** The keys that contained references, mapped to their text before resolution. */
+  references: Record<string, string>;
+}
+
+/**
+ * Resolves every `${...}` reference in `config`'s values (not its keys; resolved text is not
+ * scanned again). Callers must treat the values of keys listed in `references` like secrets.
+ */
+export function resolveVariables(
+  config: Readonly<Record<string, string>>,
+  providers: readonly ConfigProvider[] = defaultConfigProviders(),
+): ResolvedConfig {
+  const byName = new Map(providers.map((p) => [p.name, p]));
+  const values: Record<string, string> = {};
+  const problems: ConfigProblem[] = [];
+  const references: Record<string, string> = {};
+  for (const [key, text] of Object.entries(config)) {
+    if (!text.includes('${')) {
+      values[key] = text;
+      continue;
+    }
+    let failed = false;
+    const resolved = text.replace(
+      VARIABLE,
+      (reference, name: string, path: string | undefined, variable: string) => {
+        const provider = byName.get(name);
+        const lookup: Lookup = provider
+          ? provider.lookup(path, variable)
+          : {
+              problem: `unknown config provider "${name}"; use one of: ${providers.map((p) => p.usage).join(', ')}`,
+            };
+        if ('value' in lookup) return lookup.value;
+        failed = true;
+        problems.push({
+          key,
+          message: errorMessage('CONFIG_VARIABLE_UNRESOLVED', { reference, reason: lookup.problem }),
+        });
+        return reference;
+      },
+    );
+    if (resolved === text && !failed) {
+      values[key] = text;
+      continue;
+    }
+    references[key] = text;
+    values[key] = failed ? text : resolved;
+  }
+  return { values, problems, references };
+}
+
+export interface VariableOptions {
+  /** Resolve `${...}` references (default true); when false they are taken literally. */
+  resolveVariables?: boolean;
+  /** Default: `env` over `process.env` and `file`. */
+  providers?: readonly ConfigProvider[];
+}
+
+export interface ParseResult {
+  config: ParsedConfig | undefined;
+  /** Every problem at once; a key whose reference did not resolve is not also reported as invalid. */
+  problems: ConfigProblem[];
+  /** Parsed values by key (defaults included) for keys that parsed, even when others did not. */
+  values: ReadonlyMap<string, ConfigValue>;
+  /** Every key as given, as strings, references unresolved: what may be stored and shown. */
+  given: Record<string, string>;
+}
+
+/** `parseConfig` after resolving variable references: the way every config is parsed at start. */
+export function parseWithVariables(
+  spec: ConfigSpec,
+  raw: Readonly<Record<string, unknown>>,
+  options: VariableOptions = {},
+): ParseResult {
+  const { values: given, problems } = stringifyValues(raw);
+  const resolved =
+    options.resolveVariables === false
+      ? { values: given, problems: [], references: {} }
+      : resolveVariables(given, options.providers);
+  problems.push(...resolved.problems);
+  const parsed = parseConfig(spec, resolved.values, { references: resolved.references });
+  const reported = new Set(problems.map((p) => p.key));
+  problems.push(...parsed.problems.filter((p) => !reported.has(p.key)));
+  return {
+    config: problems.length === 0 ? parsed.config : undefined,
+    problems,
+    values: parsed.values,
+    given,
+  };
+}
+
+/**
+ * Parses Java-properties text (java.util.Properties.load): `key=value`, `key: value` or
+ * `key value`; `#` and `!` comment lines; a trailing backslash continues a line; `\t`, `\n`,
+ * `\uXXXX`-style escapes. Unlike Java, trailing whitespace of a value is trimmed too (a secret
+ * file saved with a trailing space is a classic outage); escape it (`\ `) to keep it. A repeated
+ * key keeps its last value.
+ */
+export function parseProperties(text: string): Map<string, string> {
+  const result = new Map<string, string>();
+  const lines = text.split(/\r\n|\r|\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!.replace(/^[ \t\f]+/, '');
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    while (endsWithOddBackslashes(line) && i + 1 < lines.length) {
+      line = line.slice(0, -1) + lines[++i]!.replace(/^[ \t\f]+/, '');
+    }
+    if (endsWithOddBackslashes(line)) line = line.slice(0, -1);
+
+    let keyEnd = 0;
+    while (keyEnd < line.length && !/[=: \t\f]/.test(line[keyEnd]!)) keyEnd += line[keyEnd] === '\\' ? 2 : 1;
+    keyEnd = Math.min(keyEnd, line.length);
+    let valueStart = keyEnd;
+    while (valueStart < line.length && /[ \t\f]/.test(line[valueStart]!)) valueStart++;
+    if (valueStart < line.length && /[=:]/.test(line[valueStart]!)) valueStart++;
+    while (valueStart < line.length && /[ \t\f]/.test(line[valueStart]!)) valueStart++;
+
+    let value = line.slice(valueStart);
+    const trimmed = value.replace(/[ \t\f]+$/, '');
+    // `\ ` at the end is an escaped space: keep it (and only it).
+    value = endsWithOddBackslashes(trimmed) ? value.slice(0, trimmed.length + 1) : trimmed;
+    result.set(unescapeProperties(line.slice(0, keyEnd)), unescapeProperties(value));
+  }
+  return result;
+}
+
+function endsWithOddBackslashes(line: string): boolean {
+  const match = /\\+$/.exec(line);
+  return match !== null && match[0].length % 2 === 1;
+}
+
+function unescapeProperties(text: string): string {
+  return text.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (_, escaped: string) => {
+    if (escaped.length === 5) return String.fromCharCode(parseInt(escaped.slice(1), 16));
+    return ({ t: '\t', n: '\n', r: '\r', f: '\f' } as Record<string, string>)[escaped] ?? escaped;
+  });
+}
+
+/**
+ * Reads a config document: Java-properties text when the name ends in `.properties` (a flat
+ * object of strings), JSON otherwise. `error` says what is wrong without repeating the path:
+ * an unreadable file, or bad JSON with its line and column.
+ */
+export function loadConfigDocument(path: string): { document: unknown } | { error: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return { error: `cannot read the file${code ? ` (${code})` : ''}` };
+  }
+  if (path.endsWith('.properties')) return { document: Object.fromEntries(parseProperties(text)) };
+  try {
+    return { document: JSON.parse(text) as unknown };
+  } catch {
+    return { error: `not valid JSON: ${jsonSyntaxError(text)}` };
+  }
+}
+
+/**
+ * Where and why `text` is not JSON, found by a small scanner: V8's messages lack a position for
+ * some errors and quote the surrounding text, which may hold a secret.
+ */
+function jsonSyntaxError(text: string): string {
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new JsonSyntax(what, i);
+  };
+  const ws = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const unexpected = (): never =>
+    fail(i >= text.length ? 'unexpected end of input' : `unexpected ${JSON.stringify(text[i])}`);
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length;
+    else unexpected();
+  };
+  const string = () => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      const c = text.charCodeAt(i);
+      if (c < 0x20) fail('unescaped control character in a string');
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail('bad \\u escape');
+          i += 4;
+        } else if (i >= text.length || !'"\\/bfnrt'.includes(text[i]!)) fail('bad escape');
+      }
+      i++;
+    }
+    if (i >= text.length) fail('unterminated string');
+    i++;
+  };
+  const number = () => {
+    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+    if (!match) unexpected();
+    i += match![0].length;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"')
+          fail(i >= text.length ? 'unexpected end of input' : 'expected a double-quoted property name');
+        string();
+        ws();
+        if (text[i] !== ':') fail("expected ':' after a property name");
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail("expected ',' or '}'");
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail("expected ',' or ']'");
+      }
+    } else if (c === '"') string();
+    else if (c === 't') literal('true');
+    else if (c === 'f') literal('false');
+    else if (c === 'n') literal('null');
+    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) number();
+    else unexpected();
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail('unexpected text after the JSON value');
+    return 'unexpected syntax';
+  } catch (error) {
+    if (!(error instanceof JsonSyntax)) throw error;
+    const before = text.slice(0, error.position);
+    const line = before.split('\n').length;
+    const column = error.position - before.lastIndexOf('\n');
+    return `${error.message} at line ${line} column ${column}`;
+  }
+}
+
+class JsonSyntax extends Error {
+  constructor(
+    message: string,
+    readonly position: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,528 @@
+// The config every connector gets from the runtime (Kafka Connect's ConnectorConfig and
+// SinkConnectorConfig), merged with its plugin's own spec. The runtime reads these keys; the
+// connector reads its own. `consumer.override.*` and `producer.override.*` keys are not declared:
+// they pass through to the task's Kafka clients (`ParsedConfig.withPrefix`), as do
+// `key.converter.*` / `value.converter.*` keys for the converters.
+import type { ConnectorPlugin, PluginKind } from '../api.js';
+import type { ConverterName } from '../converters/converter.js';
+import { loadConfigDocument, parseWithVariables, type VariableOptions } from './config-providers.js';
+import {
+  defineConfig,
+  mergeSpecs,
+  type ConfigKey,
+  type ConfigProblem,
+  type ConfigSpec,
+  type ConfigValue,
+  type CrossKeyRule,
+  type ParsedConfig,
+} from './config-spec.js';
+
+export const CONVERTER_NAMES: readonly ConverterName[] = ['avro', 'json', 'string', 'bytes'];
+
+const COMMON = 'Common';
+const CONVERTERS = 'Converters';
+const ERRORS = 'Error Handling';
+const PROCESSING = 'Processing';
+
+/** Kafka's legal topic names (kafka.common.Topic): 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`. */
+export function topicNameProblem(topic: string): string | undefined {
+  if (topic === '') return 'must not be empty';
+  if (topic === '.' || topic === '..') return `"${topic}" is not a legal topic name`;
+  if (topic.length > 249) return `"${topic.slice(0, 20)}..." is longer than Kafka's 249 characters`;
+  if (!/^[a-zA-Z0-9._-]+$/.test(topic))
+    return `"${topic}" is not a legal topic name; use only letters, digits, ".", "_" and "-"`;
+  return undefined;
+}
+
+/**
+ * `topics.regex` as the runtime must apply it: Kafka Connect matches the whole topic name
+ * (Java's `Pattern.matches`), so `orders` does not match `orders-dlq`.
+ */
+export function topicsPattern(config: ParsedConfig): RegExp | undefined {
+  const source = config.getOptionalString('topics.regex');
+  return source === undefined ? undefined : wholeTopicPattern(source);
+}
+
+const wholeTopicPattern = (source: string): RegExp => new RegExp(`^(?:${source})$`);
+
+const str = (values: ReadonlyMap<string, ConfigValue>, name: string): string => {
+  const v = values.get(name);
+  return typeof v === 'string' ? v : '';
+};
+const list = (values: ReadonlyMap<string, ConfigValue>, name: string): string[] => {
+  const v = values.get(name);
+  return Array.isArray(v) ? v : [];
+};
+
+const DLQ_TOPIC = 'errors.deadletterqueue.topic.name';
+
+function converterKeys(which: 'key' | 'value', defaultConverter: ConverterName, why: string): ConfigKey[] {
+  return [
+    {
+      name: `${which}.converter`,
+      type: 'string',
+      default: defaultConverter,
+      validValues: CONVERTER_NAMES,
+      importance: 'low',
+      group: CONVERTERS,
+      dependents: [`${which}.converter.schemas.enable`],
+      documentation:
+        `How record ${which}s are read from and written to Kafka. ${why} ` +
+        "`avro` uses the Confluent framing (magic byte 0 and a 4-byte schema id) and needs the worker's " +
+        '`schema.registry.url`; `json` is UTF-8 JSON; `string` is UTF-8 text; `bytes` passes bytes through. ' +
+        "Kafka Connect's converter class names are not accepted: use these short names.",
+    },
+    {
+      name: `${which}.converter.schemas.enable`,
+      type: 'boolean',
+      default: false,
+      importance: 'low',
+      group: CONVERTERS,
+      documentation:
+        `With \`${which}.converter=json\`: whether ${which}s use Kafka Connect's \`{"schema": ..., "payload": ...}\` ` +
+        "envelope. Kafka Connect's JsonConverter defaults to true; the default here is false because plain JSON is " +
+        'what producers outside Kafka Connect write.',
+    },
+  ];
+}
+
+const COMMON_KEYS: readonly ConfigKey[] = [
+  {
+    name: 'name',
+    type: 'string',
+    importance: 'high',
+    group: COMMON,
+    displayName: 'Connector name',
+    documentation:
+      'Globally unique name of the connector; sink and processor tasks consume in the group `connect-<name>`. ' +
+      'Taken from the top-level "name" of a `{"name", "config"}` document when the config does not repeat it.',
+    validate: (value) => {
+      const name = String(value);
+      if (name.trim() === '') return 'must not be empty';
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
+      return undefined;
+    },
+  },
+  {
+    name: 'connector.class',
+    type: 'string',
+    importance: 'high',
+    group: COMMON,
+    displayName: 'Connector class',
+    documentation: 'The connector plugin: a name or alias listed by `GET /connector-plugins`.',
+  },
+  {
+    name: 'tasks.max',
+    type: 'int',
+    default: 1,
+    min: 1,
+    importance: 'high',
+    group: COMMON,
+    displayName: 'Tasks max',
+    documentation:
+      'Maximum number of tasks for this connector. Sink and processor tasks share the consumer group, so ' +
+      'Kafka spreads the input partitions across them; tasks beyond the partition count stay idle.',
+  },
+  ...converterKeys(
+    'key',
+    'string',
+    'Defaults to `string` because keys are usually ids written as text, and a string key survives a round trip unchanged (use `bytes` for binary keys).',
+  ),
+  ...converterKeys('value', 'avro', 'Defaults to `avro`, the format of the scored streams.'),
+];
+
+const ERROR_KEYS: readonly ConfigKey[] = [
+  {
+    name: 'errors.tolerance',
+    type: 'string',
+    default: 'none',
+    validValues: ['none', 'all'],
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Error tolerance',
+    documentation:
+      'What a bad record (undecodable, or refused by the connector) does: `none` fails the task; `all` skips it, ' +
+      'writing it to the dead-letter queue when one is set. Transient errors are never skipped: they are retried.',
+  },
+  {
+    name: 'errors.retry.timeout',
+    type: 'long',
+    default: 0,
+    min: -1,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Retry timeout',
+    documentation:
+      'How long (ms) to retry a transient failure before pausing the partition and redelivering its records later; ' +
+      '0 pauses at once, -1 retries forever.',
+  },
+  {
+    name: 'errors.retry.delay.max.ms',
+    type: 'long',
+    default: 60000,
+    min: 0,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Maximum retry delay',
+    documentation: 'Cap (ms) of the exponential backoff between retries of a transient failure.',
+  },
+  {
+    name: 'errors.log.enable',
+    type: 'boolean',
+    default: false,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Log errors',
+    documentation:
+      'Log every failed operation and bad record (topic, partition, offset and error) at warn level.',
+  },
+  {
+    name: 'errors.log.include.messages',
+    type: 'boolean',
+    default: false,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Log error messages',
+    documentation:
+      'With `errors.log.enable`: include the record key and value in the log. They may hold personal data.',
+  },
+  {
+    name: DLQ_TOPIC,
+    type: 'string',
+    default: '',
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Dead letter queue topic name',
+    dependents: [
+      'errors.deadletterqueue.topic.replication.factor',
+      'errors.deadletterqueue.context.headers.enable',
+    ],
+    documentation:
+      'Topic that receives bad records (original key, value bytes, headers and timestamp) when ' +
+      '`errors.tolerance=all`; created when missing. Empty: no dead-letter queue, bad records are only skipped.',
+    validate: (value) => (value === '' ? undefined : topicNameProblem(String(value))),
+  },
+  {
+    name: 'errors.deadletterqueue.topic.replication.factor',
+    type: 'int',
+    default: 3,
+    min: -1,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Dead letter queue topic replication factor',
+    documentation:
+      "Replication factor of the dead-letter topic when the runtime creates it (Kafka Connect's default, 3). " +
+      "A single-broker development cluster needs 1; -1 uses the broker's `default.replication.factor`.",
+    validate: (value) =>
+      value === 0
+        ? 'must be at least 1, or -1 for the broker default; a single-broker cluster needs 1'
+        : undefined,
+  },
+  {
+    name: 'errors.deadletterqueue.context.headers.enable',
+    type: 'boolean',
+    default: false,
+    importance: 'medium',
+    group: ERRORS,
+    displayName: 'Dead letter queue context headers',
+    documentation:
+      "Add Kafka Connect's `__connect.errors.*` headers (origin topic, partition, offset, stage, exception, and " +
+      'for inference errors the model, signature and gRPC status) to dead-letter records.',
+  },
+];
+
+const INPUT_KEYS: readonly ConfigKey[] = [
+  {
+    name: 'topics',
+    type: 'list',
+    default: null,
+    importance: 'high',
+    group: COMMON,
+    displayName: 'Topics',
+    documentation: 'Comma-separated topics to consume. Set this or `topics.regex`, not both.',
+    validate: (value) => {
+      const problems = (value as string[]).map(topicNameProblem).filter((p) => p !== undefined);
+      return problems.length > 0 ? problems.join('; ') : undefined;
+    },
+  },
+  {
+    name: 'topics.regex',
+    type: 'string',
+    default: null,
+    importance: 'high',
+    group: COMMON,
+    displayName: 'Topics regex',
+    documentation:
+      'JavaScript regular expression matched against whole topic names; matching topics are consumed, including ' +
+      'ones created later. Set this or `topics`, not both.',
+    validate: (value) => {
+      try {
+        new RegExp(String(value));
+        return undefined;
+      } catch (error) {
+        return `is not a valid regular expression: ${(error as Error).message}`;
+      }
+    },
+  },
+];
+
+const PROCESSOR_KEYS: readonly ConfigKey[] = [
+  {
+    name: 'output.topic',
+    type: 'string',
+    importance: 'high',
+    group: PROCESSING,
+    displayName: 'Output topic',
+    documentation:
+      'Topic the results are written to; created when missing, with as many partitions as the first input topic. ' +
+      'Must not be an input topic or the dead-letter topic.',
+    validate: (value) => topicNameProblem(String(value)),
+  },
+  {
+    name: 'processing.guarantee',
+    type: 'string',
+    default: 'at_least_once',
+    validValues: ['at_least_once', 'exactly_once'],
+    importance: 'medium',
+    group: PROCESSING,
+    displayName: 'Processing guarantee',
+    documentation:
+      '`at_least_once` commits an input offset after its outputs and dead letters are acknowledged (a crash may ' +
+      'write duplicates); `exactly_once` writes outputs and the consumed offsets in one Kafka transaction ' +
+      '(readers need `isolation.level=read_committed`).',
+  },
+  {
+    name: 'output.partitioning',
+    type: 'string',
+    default: 'input',
+    validValues: ['input', 'key'],
+    importance: 'low',
+    group: PROCESSING,
+    displayName: 'Output partitioning',
+    documentation:
+      '`input`: a result goes to the input partition modulo the output partition count, which keeps every input ' +
+      "partition's order in the output; `key`: Kafka's default partitioning of the output key (murmur2 hash).",
+  },
+];
+
+const rule = (keys: readonly string[], check: CrossKeyRule['check']): CrossKeyRule => ({ keys, check });
+
+const DLQ_NEEDS_TOLERANCE = rule([DLQ_TOPIC, 'errors.tolerance'], (values) =>
+  str(values, DLQ_TOPIC) !== '' && str(values, 'errors.tolerance') !== 'all'
+    ? `dead letters are only written with errors.tolerance=all, which is "${str(values, 'errors.tolerance')}": ` +
+      'set errors.tolerance=all or remove the DLQ topic'
+    : undefined,
+);
+
+const INPUT_RULES: readonly CrossKeyRule[] = [
+  rule(['topics', 'topics.regex'], (values) => {
+    const hasTopics = list(values, 'topics').length > 0;
+    const hasRegex = str(values, 'topics.regex') !== '';
+    if (hasTopics && hasRegex) return 'both topics and topics.regex are set: keep exactly one of them';
+    if (!hasTopics && !hasRegex)
+      return 'is required: set topics (a comma-separated list) or topics.regex (a pattern), exactly one of them';
+    return undefined;
+  }),
+  rule([DLQ_TOPIC, 'topics'], (values) =>
+    list(values, 'topics').includes(str(values, DLQ_TOPIC))
+      ? `"${str(values, DLQ_TOPIC)}" is also listed in topics, so dead letters would be consumed again: ` +
+        'choose a DLQ topic that is not an input topic'
+      : undefined,
+  ),
+  rule([DLQ_TOPIC, 'topics.regex'], (values) => {
+    const dlq = str(values, DLQ_TOPIC);
+    const regex = str(values, 'topics.regex');
+    return dlq !== '' && regex !== '' && wholeTopicPattern(regex).test(dlq)
+      ? `"${dlq}" matches topics.regex "${regex}", so dead letters would be consumed again: ` +
+          'choose a DLQ topic the pattern does not match'
+      : undefined;
+  }),
+];
+
+const PROCESSOR_RULES: readonly CrossKeyRule[] = [
+  rule(['output.topic', 'topics'], (values) =>
+    list(values, 'topics').includes(str(values, 'output.topic'))
+      ? `"${str(values, 'output.topic')}" is also listed in topics, so the connector would consume its own ` +
+        'output: choose an output topic that is not an input topic'
+      : undefined,
+  ),
+  rule(['output.topic', 'topics.regex'], (values) => {
+    const output = str(values, 'output.topic');
+    const regex = str(values, 'topics.regex');
+    return regex !== '' && wholeTopicPattern(regex).test(output)
+      ? `"${output}" matches topics.regex "${regex}", so the connector would consume its own output: ` +
+          'choose an output topic the pattern does not match'
+      : undefined;
+  }),
+  rule(['output.topic', DLQ_TOPIC], (values) =>
+    str(values, 'output.topic') === str(values, DLQ_TOPIC)
+      ? `"${str(values, 'output.topic')}" is also the dead-letter topic: results and bad records need different topics`
+      : undefined,
+  ),
+];
+
+/**
+ * The runtime's keys for a kind of connector: name, class, tasks and converters for all;
+ * errors.* for all (a source may dead-letter a malformed input); `topics`/`topics.regex` for
+ * sinks and processors; output keys for processors. Sources name their topic in their own spec.
+ */
+export function commonConnectorSpec(kind: PluginKind): ConfigSpec {
+  const keys = [...COMMON_KEYS];
+  const rules: CrossKeyRule[] = [DLQ_NEEDS_TOLERANCE];
+  if (kind !== 'source') {
+    keys.splice(2, 0, ...INPUT_KEYS);
+    rules.push(...INPUT_RULES);
+  }
+  if (kind === 'processor') {
+    keys.push(...PROCESSOR_KEYS);
+    rules.push(...PROCESSOR_RULES);
+  }
+  keys.push(...ERROR_KEYS);
+  return defineConfig(keys, rules);
+}
+
+const specs = new WeakMap<ConnectorPlugin, ConfigSpec>();
+
+/**
+ * The full spec of `plugin`'s connectors: the common keys for its kind, then its own. A plugin
+ * may redeclare a common key (e.g. to change a converter's default); its declaration wins.
+ */
+export function connectorSpecFor(plugin: ConnectorPlugin): ConfigSpec {
+  let spec = specs.get(plugin);
+  if (!spec) {
+    const common = commonConnectorSpec(plugin.kind);
+    const names = [plugin.name, ...(plugin.aliases ?? [])];
+    const classRule = rule(['connector.class'], (values) =>
+      names.includes(str(values, 'connector.class'))
+        ? undefined
+        : `"${str(values, 'connector.class')}" does not name the ${plugin.name} plugin; use one of: ${names.join(', ')}`,
+    );
+    spec = mergeSpecs(common, defineConfig([], [classRule]), plugin.config);
+    specs.set(plugin, spec);
+  }
+  return spec;
+}
+
+export interface ConnectorParseOptions extends VariableOptions {
+  /** The connector's name from outside the config (REST path, top-level "name"). */
+  name?: string;
+}
+
+/**
+ * Validates a flat connector config (values may be strings, JSON numbers or booleans) against
+ * `connectorSpecFor(plugin)`, after resolving `${env:...}`/`${file:...}` references unless
+ * `resolveVariables` is false. Reports every problem at once; `config` is set only when there
+ * are none. Secret and resolved values stay out of the problems.
+ */
+export function parseConnectorConfig(
+  plugin: ConnectorPlugin,
+  raw: Readonly<Record<string, unknown>>,
+  options: ConnectorParseOptions = {},
+): { config: ParsedConfig | undefined; problems: ConfigProblem[] } {
+  const named = withName(raw, options.name);
+  const { config, problems } = parseWithVariables(connectorSpecFor(plugin), named.config, options);
+  return named.problem ? { config: undefined, problems: [named.problem, ...problems] } : { config, problems };
+}
+
+function withName(
+  config: Readonly<Record<string, unknown>>,
+  name: string | undefined,
+): { config: Readonly<Record<string, unknown>>; problem?: ConfigProblem } {
+  if (name === undefined) return { config };
+  const inner = config['name'];
+  if (inner === undefined || inner === null) return { config: { ...config, name } };
+  if (inner === name) return { config };
+  return {
+    config: { ...config, name },
+    problem: {
+      key: 'name',
+      message: `"${String(inner)}" does not match the connector name "${name}": remove it from the config or make them equal`,
+    },
+  };
+}
+
+export interface ConnectorDocument {
+  /** The top-level name, or the config's `name` for a flat document. */
+  name: string | undefined;
+  /** The flat config, with `name` filled in from the top level when it was missing. */
+  config: Record<string, unknown>;
+  problems: ConfigProblem[];
+}
+
+/**
+ * Accepts Kafka Connect's REST shape `{"name": "...", "config": {...}}` and the flat shape of its
+ * standalone `.properties` files (`{"name": "...", "connector.class": "...", ...}`). Other
+ * top-level keys of the REST shape (`tasks`, `type`) are ignored, as Kafka Connect does.
+ */
+export function connectorDocument(document: unknown): ConnectorDocument {
+  if (!isPlainObject(document)) {
+    return {
+      name: undefined,
+      config: {},
+      problems: [
+        {
+          key: 'config',
+          message: 'the document must be a JSON object like {"name": "...", "config": {...}}',
+        },
+      ],
+    };
+  }
+  const wrapped = 'config' in document && !('connector.class' in document);
+  if (!wrapped) {
+    const name = document['name'];
+    return { name: typeof name === 'string' ? name : undefined, config: { ...document }, problems: [] };
+  }
+  const config = document['config'];
+  const name = document['name'];
+  if (!isPlainObject(config))
+    return {
+      name: undefined,
+      config: {},
+      problems: [{ key: 'config', message: 'must be a JSON object of config keys' }],
+    };
+  if (name !== undefined && typeof name !== 'string')
+    return {
+      name: undefined,
+      config,
+      problems: [{ key: 'name', message: 'the top-level name must be a string' }],
+    };
+  const named = withName(config, name);
+  return { name, config: { ...named.config }, problems: named.problem ? [named.problem] : [] };
+}
+
+/**
+ * Reads a connector config file (JSON in either shape, or Java `.properties`). `error` says what
+ * is wrong without repeating the path: unreadable, bad JSON (with line and column), the wrong
+ * shape, or no connector name. The config itself is validated later, against its plugin.
+ */
+export function readConnectorConfigFile(
+  path: string,
+): { name: string; config: Record<string, unknown> } | { error: string } {
+  const loaded = loadConfigDocument(path);
+  if ('error' in loaded) return loaded;
+  const document = connectorDocument(loaded.document);
+  if (document.problems.length > 0)
+    return { error: document.problems.map((p) => `${p.key}: ${p.message}`).join('; ') };
+  if (document.name === undefined || document.name.trim() === '')
+    return { error: 'no connector name: add "name" next to "config" (or to the flat config)' };
+  return { name: document.name, config: document.config };
+}
+
+/** The converters a parsed connector config selects. */
+export function connectorConverters(config: ParsedConfig): { key: ConverterName; value: ConverterName } {
+  return {
+    key: config.getString('key.converter') as ConverterName,
+    value: config.getString('value.converter') as ConverterName,
+  };
+}
+
+/** Whether the connector needs the worker's `schema.registry.url`. */
+export function usesAvroConverter(config: ParsedConfig): boolean {
+  const { key, value } = connectorConverters(config);
+  return key === 'avro' || value === 'avro';
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,683 @@
+// Runs a sink or processor task: consumes its topics in the group `connect-<name>`, converts,
+// calls the task, writes outputs and dead letters, and only then resolves the consumed offsets
+// (at-least-once: an offset is committed only after everything derived from it is acknowledged).
+//
+// Records of one partition are handled strictly in order, one chunk at a time, so the output keeps
+// each input partition's order; partitions run concurrently up to `partitionsConcurrency`.
+// Transient failures are retried with capped exponential backoff until `errors.retry.timeout`;
+// then the partition is paused, rewound to the first unfinished offset and resumed later, so the
+// records are redelivered instead of dead-lettered.
+import { randomUUID } from 'node:crypto';
+import {
+  Partitioners,
+  type Consumer,
+  type EachBatchPayload,
+  type IHeaders,
+  type KafkaMessage,
+  type Message,
+  type Producer,
+} from 'kafkajs';
+import type { Type as AvroType } from 'avsc';
+import type {
+  ConnectRecord,
+  OutputRecord,
+  ProcessorPlugin,
+  ProcessorTask,
+  SinkPlugin,
+  SinkTask,
+  TaskContext,
+} from './api.js';
+import { backoffDelay, interruptibleSleep } from './backoff.js';
+import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
+import { ConnectError, FatalError, outcomeOf, RetriableError, traceOf, type Stage } from './errors.js';
+import type { ObservedState } from './herder.js';
+import { kafkaClientOverrides } from './kafka-clients.js';
+import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
+
+type ChunkOutcome =
+  | { kind: 'done' }
+  | { kind: 'redeliver'; delayMs: number; error: Error }
+  | { kind: 'failed'; error: Error; resolvedUpTo: string | undefined }
+  | { kind: 'stopped' };
+
+interface Failure {
+  index: number;
+  error: Error;
+  stage: Stage;
+  className: string;
+}
+
+export class ConsumerTaskRunner implements TaskRunner {
+  readonly taskId: number;
+  private observed: ObservedState = 'UNASSIGNED';
+  private failureTrace: string | undefined;
+  private readonly abort = new AbortController();
+  private readonly labels;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
+  private task: ProcessorTask | SinkTask | undefined;
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private dlq: DeadLetterQueue | undefined;
+  private userPaused = false;
+  private stopping: Promise<void> | undefined;
+  private readonly assigned = new Map<string, number[]>();
+  /** Partitions paused until a transient failure clears, with their resume timers. */
+  private readonly redeliveryPauses = new Map<string, NodeJS.Timeout>();
+  private readonly redeliveryAttempts = new Map<string, number>();
+  private readonly outputPartitions = new Map<string, number>();
+  private readonly tolerateAll: boolean;
+  private readonly retryTimeoutMs: number;
+  private readonly retryDelayMaxMs: number;
+  private readonly logErrors: boolean;
+  private readonly logMessages: boolean;
+
+  constructor(private readonly deps: RunnerDependencies & { plugin: SinkPlugin | ProcessorPlugin }) {
+    this.taskId = deps.taskId;
+    this.labels = taskLabels(deps.connectorName, deps.taskId);
+    this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? interruptibleSleep;
+    const config = deps.config;
+    this.tolerateAll = config.getString('errors.tolerance') === 'all';
+    this.retryTimeoutMs = config.getNumber('errors.retry.timeout');
+    this.retryDelayMaxMs = config.getNumber('errors.retry.delay.max.ms');
+    this.logErrors = config.getBoolean('errors.log.enable');
+    this.logMessages = config.getBoolean('errors.log.include.messages');
+  }
+
+  get state(): ObservedState {
+    return this.observed;
+  }
+
+  get trace(): string | undefined {
+    return this.failureTrace;
+  }
+
+  details(): Record<string, unknown> {
+    return {
+      paused_partitions: [...this.redeliveryPauses.keys()],
+      ...(this.task?.describe?.() ?? {}),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { deps } = this;
+    try {
+      this.task = this.createTask();
+      await this.task.start?.();
+      await this.startClients();
+      this.setState(this.userPaused ? 'PAUSED' : 'RUNNING');
+    } catch (error) {
+      await this.failWith(error, 'TASK_START');
+      deps.logger.error({ err: error }, 'task failed to start');
+    }
+  }
+
+  async pause(): Promise<void> {
+    this.userPaused = true;
+    if (this.observed !== 'RUNNING') return;
+    this.consumer?.pause(this.subscribedTopics().map((topic) => ({ topic })));
+    this.setState('PAUSED');
+  }
+
+  async resume(): Promise<void> {
+    this.userPaused = false;
+    if (this.observed !== 'PAUSED') return;
+    this.consumer?.resume(this.subscribedTopics().map((topic) => ({ topic })));
+    this.setState('RUNNING');
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown(this.observed === 'FAILED' ? 'FAILED' : 'STOPPED');
+    return this.stopping;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private createTask(): ProcessorTask | SinkTask {
+    const { deps } = this;
+    const context: TaskContext = {
+      connectorName: deps.connectorName,
+      taskId: deps.taskId,
+      config: deps.config,
+      logger: deps.logger,
+      metrics: deps.registry,
+      metricLabels: this.labels,
+      signal: this.abort.signal,
+      now: this.now,
+    };
+    return deps.plugin.createTask(context);
+  }
+
+  private async startClients(): Promise<void> {
+    const { deps } = this;
+    const config = deps.config;
+    const groupId = `connect-${deps.connectorName}`;
+    const consumerOverrides = kafkaClientOverrides({
+      ...deps.settings.consumerOverrides,
+      ...config.withPrefix('consumer.override.'),
+    });
+    const producerOverrides = kafkaClientOverrides({
+      ...deps.settings.producerOverrides,
+      ...config.withPrefix('producer.override.'),
+    });
+    this.producer = deps.kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      ...producerOverrides,
+    });
+    await this.producer.connect();
+
+    const dlqTopic = config.getOptionalString('errors.deadletterqueue.topic.name');
+    if (dlqTopic) {
+      await this.ensureTopic(dlqTopic, 1, config.getNumber('errors.deadletterqueue.topic.replication.factor'));
+      this.dlq = new DeadLetterQueue({
+        topic: dlqTopic,
+        producer: this.producer,
+        contextHeaders: config.getBoolean('errors.deadletterqueue.context.headers.enable'),
+        connectorName: deps.connectorName,
+        taskId: deps.taskId,
+        metrics: deps.metrics,
+        labels: this.labels,
+      });
+    }
+    if (deps.plugin.kind === 'processor') {
+      const output = config.getString('output.topic');
+      const inputs = await this.inputTopics();
+      const partitions = await this.partitionCount(inputs[0]);
+      await this.ensureTopic(output, partitions ?? 1, -1);
+      this.outputPartitions.set(output, (await this.partitionCount(output)) ?? 1);
+    }
+
+    this.consumer = deps.kafka.consumer({
+      groupId,
+      sessionTimeout: 30_000,
+      rebalanceTimeout: 60_000,
+      heartbeatInterval: 3_000,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      ...consumerOverrides,
+    });
+    const { GROUP_JOIN, COMMIT_OFFSETS, CRASH } = this.consumer.events;
+    this.consumer.on(GROUP_JOIN, (event) => {
+      this.assigned.clear();
+      for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+        this.assigned.set(topic, partitions);
+      }
+      if (this.userPaused) this.consumer?.pause(this.subscribedTopics().map((topic) => ({ topic })));
+    });
+    this.consumer.on(COMMIT_OFFSETS, () => deps.metrics.offsetCommitCompletion.inc(this.labels));
+    this.consumer.on(CRASH, (event) => {
+      if (!event.payload.restart) void this.failWith(event.payload.error, 'KAFKA_CONSUME');
+    });
+    await this.consumer.connect();
+    const topicsRegex = config.getOptionalString('topics.regex');
+    await this.consumer.subscribe({
+      topics: topicsRegex ? [new RegExp(topicsRegex)] : config.getList('topics'),
+      fromBeginning: (consumerOverrides as { fromBeginning?: boolean }).fromBeginning ?? true,
+    });
+    await this.consumer.run({
+      autoCommit: true,
+      autoCommitInterval: deps.settings.offsetFlushIntervalMs,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: deps.settings.partitionsConcurrency,
+      eachBatch: (payload) => this.handleBatch(payload),
+    });
+  }
+
+  private async inputTopics(): Promise<string[]> {
+    const topics = this.deps.config.getList('topics');
+    if (topics.length > 0) return topics;
+    const admin = this.deps.kafka.admin();
+    await admin.connect();
+    try {
+      const regex = new RegExp(this.deps.config.getString('topics.regex'));
+      return (await admin.listTopics()).filter((t) => regex.test(t));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async partitionCount(topic: string | undefined): Promise<number | undefined> {
+    if (!topic) return undefined;
+    const admin = this.deps.kafka.admin();
+    await admin.connect();
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      return metadata.topics[0]?.partitions.length;
+    } catch {
+      return undefined;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Creates a missing topic (DLQ, processor output) the way Kafka Connect creates its DLQ. */
+  private async ensureTopic(topic: string, numPartitions: number, replicationFactor: number): Promise<void> {
+    const admin = this.deps.kafka.admin();
+    await admin.connect();
+    try {
+      const existing = await admin.listTopics();
+      if (existing.includes(topic)) return;
+      await admin.createTopics({ topics: [{ topic, numPartitions, replicationFactor }], waitForLeaders: true });
+      this.deps.logger.info({ topic, numPartitions, replicationFactor }, 'created topic');
+    } catch (cause) {
+      throw new FatalError('KAFKA_PRODUCE_FAILED', `could not create topic "${topic}": ${(cause as Error).message}`, {
+        cause,
+        stage: 'TASK_START',
+      });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private subscribedTopics(): string[] {
+    const fromAssignment = [...this.assigned.keys()];
+    return fromAssignment.length > 0 ? fromAssignment : this.deps.config.getList('topics');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The hot path
+
+  private async handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } = payload;
+    const { topic, partition } = batch;
+    const size = this.deps.settings.maxRecordsPerCall;
+    for (let start = 0; start < batch.messages.length; start += size) {
+      if (!isRunning() || isStale() || this.abort.signal.aborted || this.observed === 'FAILED') return;
+      const chunk = batch.messages.slice(start, start + size);
+      const outcome = await this.processChunk(topic, partition, chunk, heartbeat);
+      switch (outcome.kind) {
+        case 'done': {
+          const last = chunk[chunk.length - 1]!.offset;
+          resolveOffset(last);
+          this.redeliveryAttempts.delete(`${topic}:${partition}`);
+          const lag = Number(batch.highWatermark) - Number(last) - 1;
+          this.deps.metrics.consumerLag.set({ ...this.labels, topic, partition: String(partition) }, Math.max(0, lag));
+          await commitOffsetsIfNecessary();
+          break;
+        }
+        case 'redeliver':
+          this.pauseForRedelivery(topic, partition, chunk[0]!.offset, outcome.delayMs, outcome.error);
+          return;
+        case 'failed':
+          if (outcome.resolvedUpTo !== undefined) {
+            resolveOffset(outcome.resolvedUpTo);
+            await this.consumer!.commitOffsets([
+              { topic, partition, offset: (BigInt(outcome.resolvedUpTo) + 1n).toString() },
+            ]);
+          }
+          void this.failWith(outcome.error, (outcome.error as ConnectError).stage ?? 'TASK_PROCESS');
+          return;
+        case 'stopped':
+          return;
+      }
+    }
+  }
+
+  /** Converts, calls the task, writes outputs and dead letters: all or nothing, retried as a unit. */
+  private async processChunk(
+    topic: string,
+    partition: number,
+    chunk: KafkaMessage[],
+    heartbeat: () => Promise<void>,
+  ): Promise<ChunkOutcome> {
+    const { metrics } = this.deps;
+    metrics.sinkRecordRead.inc(this.labels, chunk.length);
+    const deadline = this.retryTimeoutMs < 0 ? Infinity : this.now() + this.retryTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const started = this.now();
+      try {
+        const outcome = await this.attemptChunk(topic, partition, chunk);
+        metrics.putBatchTime.observe(this.labels, (this.now() - started) / 1000);
+        return outcome;
+      } catch (error) {
+        if (outcomeOf(error) !== 'retry') {
+          return { kind: 'failed', error: error as Error, resolvedUpTo: undefined };
+        }
+        metrics.recordErrors.inc(this.labels);
+        metrics.lastErrorTimestamp.set(this.labels, this.now());
+        const delayMs = Math.max(
+          backoffDelay(attempt, this.retryDelayMaxMs),
+          (error as RetriableError).retryAfterMs ?? 0,
+        );
+        if (this.now() + delayMs > deadline) {
+          const key = `${topic}:${partition}`;
+          const redeliveries = (this.redeliveryAttempts.get(key) ?? 0) + 1;
+          this.redeliveryAttempts.set(key, redeliveries);
+          return {
+            kind: 'redeliver',
+            delayMs: Math.max(backoffDelay(redeliveries, this.retryDelayMaxMs), delayMs),
+            error: error as Error,
+          };
+        }
+        metrics.retries.inc(this.labels);
+        this.deps.logger.debug({ err: error, attempt, delayMs, topic, partition }, 'transient failure; retrying');
+        if (!(await this.sleepWithHeartbeat(delayMs, heartbeat))) return { kind: 'stopped' };
+      }
+    }
+  }
+
+  private async attemptChunk(topic: string, partition: number, chunk: KafkaMessage[]): Promise<ChunkOutcome> {
+    const { keyConverter, valueConverter, plugin } = this.deps;
+    await Promise.all([
+      keyConverter.prepare?.(chunk.map((m) => m.key)),
+      valueConverter.prepare?.(chunk.map((m) => m.value)),
+    ]);
+
+    const failures: Failure[] = [];
+    const records: ConnectRecord[] = [];
+    const recordIndex: number[] = [];
+    for (let i = 0; i < chunk.length; i++) {
+      const message = chunk[i]!;
+      let stage: Stage = 'KEY_CONVERTER';
+      try {
+        const key = keyConverter.toConnect(topic, message.key);
+        stage = 'VALUE_CONVERTER';
+        const value = valueConverter.toConnect(topic, message.value);
+        records.push({
+          topic,
+          partition,
+          offset: message.offset,
+          timestamp: message.timestamp,
+          key: key.value,
+          value: value.value,
+          ...(key.schema ? { keySchema: key.schema } : {}),
+          ...(value.schema ? { valueSchema: value.schema } : {}),
+          headers: message.headers as Record<string, Buffer | undefined>,
+          rawKey: message.key,
+          rawValue: message.value,
+        });
+        recordIndex.push(i);
+      } catch (error) {
+        if (outcomeOf(error) !== 'fail-record') throw error;
+        failures.push({ index: i, error: error as Error, stage, className: converterClassName(stage) });
+      }
+    }
+
+    const outputsByIndex = new Map<number, OutputRecord[]>();
+    if (records.length > 0) {
+      if (plugin.kind === 'processor') {
+        const results = await (this.task as ProcessorTask).process(records);
+        expectResults(results, records.length, plugin.name);
+        results.forEach((result, j) => {
+          const index = recordIndex[j]!;
+          if (result instanceof Error) {
+            if (outcomeOf(result) !== 'fail-record') throw result;
+            failures.push({ index, error: result, stage: 'TASK_PROCESS', className: plugin.name });
+          } else outputsByIndex.set(index, result);
+        });
+      } else {
+        const sink = this.task as SinkTask;
+        const results = await sink.put(records);
+        if (results) {
+          expectResults(results, records.length, plugin.name);
+          results.forEach((result, j) => {
+            if (result === undefined) return;
+            if (outcomeOf(result) !== 'fail-record') throw result;
+            failures.push({ index: recordIndex[j]!, error: result, stage: 'TASK_PUT', className: plugin.name });
+          });
+        }
+        await sink.flush?.();
+      }
+    }
+
+    const encoded = await this.encodeOutputs(partition, outputsByIndex, failures);
+    failures.sort((a, b) => a.index - b.index);
+
+    // errors.tolerance=none: everything before the first bad record is written and committed,
+    // then the task fails on it, so a restart after the fix resumes at exactly that record.
+    let firstBad: Failure | undefined;
+    if (failures.length > 0 && !this.tolerateAll) firstBad = failures[0];
+    const cutoff = firstBad ? firstBad.index : chunk.length;
+    const messages = encoded.filter((m) => m.index < cutoff);
+    const letters = firstBad ? [] : failures.map((f) => this.deadLetter(topic, partition, chunk[f.index]!, f));
+
+    await this.send(messages);
+    if (letters.length > 0) {
+      this.countSkipped(failures, topic, partition, chunk);
+      if (this.dlq) await this.dlq.send(letters);
+    }
+    this.deps.metrics.sinkRecordSend.inc(this.labels, plugin.kind === 'processor' ? messages.length : cutoff);
+
+    if (firstBad) {
+      this.countSkipped([firstBad], topic, partition, chunk);
+      const resolvedUpTo = cutoff > 0 ? chunk[cutoff - 1]!.offset : undefined;
+      const error = new ConnectError(
+        (firstBad.error as ConnectError).code ?? 'TASK_PROCESS_FAILED',
+        `record ${topic}-${partition}@${chunk[cutoff]!.offset} failed in stage ${firstBad.stage} and errors.tolerance=none: ` +
+          `${firstBad.error.message}. Fix the cause (or set errors.tolerance=all with a dead-letter topic), then restart the task`,
+        { cause: firstBad.error, stage: firstBad.stage },
+      );
+      return { kind: 'failed', error, resolvedUpTo };
+    }
+    return { kind: 'done' };
+  }
+
+  private async encodeOutputs(
+    inputPartition: number,
+    outputsByIndex: Map<number, OutputRecord[]>,
+    failures: Failure[],
+  ): Promise<Array<{ index: number; topic: string; message: Message }>> {
+    if (outputsByIndex.size === 0) return [];
+    const { keyConverter, valueConverter } = this.deps;
+    const prepared = new Set<string>();
+    for (const outputs of outputsByIndex.values()) {
+      for (const output of outputs) {
+        const schema = output.valueSchema;
+        const id = `${output.topic}\u0000${schemaIdentity(schema)}`;
+        if (prepared.has(id)) continue;
+        prepared.add(id);
+        await valueConverter.prepareEncode?.(output.topic, schema);
+      }
+    }
+    const now = String(this.now());
+    const out: Array<{ index: number; topic: string; message: Message }> = [];
+    for (const [index, outputs] of outputsByIndex) {
+      try {
+        for (const output of outputs) {
+          const key =
+            output.rawKey !== undefined ? output.rawKey : keyConverter.fromConnect(output.topic, output.key ?? null);
+          const value = valueConverter.fromConnect(output.topic, output.value, output.valueSchema);
+          out.push({
+            index,
+            topic: output.topic,
+            message: {
+              key,
+              value,
+              timestamp: output.timestamp ?? now,
+              headers: output.headers as IHeaders | undefined,
+              partition: this.partitionFor(output.topic, inputPartition),
+            },
+          });
+        }
+      } catch (error) {
+        if (outcomeOf(error) !== 'fail-record') throw error;
+        failures.push({ index, error: error as Error, stage: 'VALUE_CONVERTER', className: 'AvroConverter' });
+      }
+    }
+    out.sort((a, b) => a.index - b.index);
+    return out;
+  }
+
+  private partitionFor(topic: string, inputPartition: number): number | undefined {
+    if (this.deps.config.getString('output.partitioning') !== 'input') return undefined;
+    const count = this.outputPartitions.get(topic);
+    return count ? inputPartition % count : undefined;
+  }
+
+  private async send(messages: ReadonlyArray<{ topic: string; message: Message }>): Promise<void> {
+    if (messages.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of messages) {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(message);
+    }
+    try {
+      await this.producer!.sendBatch({
+        topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
+      });
+    } catch (cause) {
+      throw new RetriableError(
+        'KAFKA_PRODUCE_FAILED',
+        `producing to ${[...byTopic.keys()].join(', ')} failed: ${(cause as Error).message}`,
+        { cause, stage: 'KAFKA_PRODUCE' },
+      );
+    }
+  }
+
+  private deadLetter(topic: string, partition: number, message: KafkaMessage, failure: Failure): DeadLetter {
+    return {
+      origin: { topic, partition, offset: message.offset },
+      key: message.key,
+      value: message.value,
+      headers: message.headers,
+      timestamp: message.timestamp,
+      stage: failure.stage,
+      className: failure.className,
+      error: failure.error,
+    };
+  }
+
+  private countSkipped(failures: Failure[], topic: string, partition: number, chunk: KafkaMessage[]): void {
+    const { metrics, logger } = this.deps;
+    metrics.recordErrors.inc(this.labels, failures.length);
+    metrics.recordFailures.inc(this.labels, failures.length);
+    if (this.tolerateAll) metrics.recordsSkipped.inc(this.labels, failures.length);
+    metrics.lastErrorTimestamp.set(this.labels, this.now());
+    if (!this.logErrors) return;
+    for (const f of failures) {
+      const message = chunk[f.index]!;
+      metrics.errorsLogged.inc(this.labels);
+      logger.error(
+        {
+          err: f.error,
+          stage: f.stage,
+          topic,
+          partition,
+          offset: message.offset,
+          ...(this.logMessages ? { key: message.key?.toString('base64'), value: message.value?.toString('base64') } : {}),
+        },
+        'error processing record',
+      );
+    }
+  }
+
+  private pauseForRedelivery(topic: string, partition: number, offset: string, delayMs: number, error: Error): void {
+    const consumer = this.consumer;
+    if (!consumer || this.abort.signal.aborted) return;
+    const key = `${topic}:${partition}`;
+    consumer.pause([{ topic, partitions: [partition] }]);
+    consumer.seek({ topic, partition, offset });
+    this.deps.metrics.pausedPartitions.set(this.labels, this.redeliveryPauses.size + 1);
+    this.deps.logger.warn(
+      { topic, partition, offset, delayMs, err: error },
+      'transient failure outlasted errors.retry.timeout; partition paused, records will be redelivered',
+    );
+    clearTimeout(this.redeliveryPauses.get(key));
+    this.redeliveryPauses.set(
+      key,
+      setTimeout(() => {
+        this.redeliveryPauses.delete(key);
+        this.deps.metrics.pausedPartitions.set(this.labels, this.redeliveryPauses.size);
+        if (!this.userPaused && !this.abort.signal.aborted) consumer.resume([{ topic, partitions: [partition] }]);
+      }, delayMs),
+    );
+  }
+
+  private async sleepWithHeartbeat(ms: number, heartbeat: () => Promise<void>): Promise<boolean> {
+    const slice = 2_000;
+    for (let left = ms; left > 0; left -= slice) {
+      if (!(await this.sleep(Math.min(slice, left), this.abort.signal))) return false;
+      await heartbeat().catch(() => undefined);
+    }
+    return !this.abort.signal.aborted;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  private setState(state: ObservedState): void {
+    this.observed = state;
+    this.deps.metrics.setStatus(this.labels, state);
+    this.deps.onStateChange?.(state);
+  }
+
+  private async failWith(error: unknown, stage: Stage): Promise<void> {
+    if (this.observed === 'FAILED') return;
+    this.failureTrace = traceOf(error);
+    this.deps.logger.error({ err: error, stage }, 'task failed');
+    this.setState('FAILED');
+    this.stopping ??= this.shutdown('FAILED');
+    await this.stopping;
+  }
+
+  private async shutdown(finalState: ObservedState): Promise<void> {
+    this.abort.abort();
+    for (const timer of this.redeliveryPauses.values()) clearTimeout(timer);
+    this.redeliveryPauses.clear();
+    const errors: unknown[] = [];
+    const step = async (what: string, fn: (() => Promise<unknown>) | undefined) => {
+      if (!fn) return;
+      try {
+        await withTimeout(fn(), this.deps.settings.shutdownTimeoutMs, what);
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    // Order matters: stop fetching (kafkajs finishes the batch in flight and commits what was
+    // resolved), then let the task release its resources, then close the producer.
+    await step('stopping the consumer', this.consumer && (() => this.consumer!.disconnect()));
+    await step('stopping the task', this.task?.stop && (() => this.task!.stop!()));
+    await step('closing the producer', this.producer && (() => this.producer!.disconnect()));
+    if (finalState !== 'FAILED') this.setState('STOPPED');
+    if (errors.length > 0) {
+      this.deps.logger.warn({ errors: errors.map((e) => (e as Error).message) }, 'task stopped with errors');
+    }
+  }
+}
+
+function expectResults(results: unknown[], expected: number, plugin: string): void {
+  if (!Array.isArray(results) || results.length !== expected) {
+    throw new FatalError(
+      'TASK_CONTRACT_VIOLATED',
+      `connector ${plugin} returned ${Array.isArray(results) ? results.length : typeof results} results for ${expected} records; ` +
+        'a task must return exactly one result per record, by position',
+    );
+  }
+}
+
+function converterClassName(stage: Stage): string {
+  return stage === 'KEY_CONVERTER' ? 'KeyConverter' : 'ValueConverter';
+}
+
+const schemaIds = new WeakMap<object, string>();
+function schemaIdentity(schema: AvroType | undefined): string {
+  if (!schema) return '';
+  let id = schemaIds.get(schema);
+  if (!id) {
+    id = randomUUID();
+    schemaIds.set(schema, id);
+  }
+  return id;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ConnectError('TASK_STOP_TIMEOUT', `${what} took longer than ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+

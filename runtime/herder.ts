@@ -1,0 +1,107 @@
+// What the REST API (and the CLI) ask of a worker: Kafka Connect's "herder" role. The shapes are
+// Kafka Connect's REST JSON, so existing tooling and scripts work unchanged.
+import { ConnectError } from './errors.js';
+import type { PluginKind } from './api.js';
+import type { ConfigInfos, ConfigKeyInfo } from './config/validation-report.js';
+
+/** Kafka Connect's connector/task states (observed state). */
+export type ObservedState = 'UNASSIGNED' | 'RUNNING' | 'PAUSED' | 'STOPPED' | 'FAILED' | 'RESTARTING';
+/** What the operator asked for (desired state). */
+export type TargetState = 'RUNNING' | 'PAUSED' | 'STOPPED';
+
+export interface ConnectorTaskId {
+  connector: string;
+  task: number;
+}
+
+export interface ConnectorInfo {
+  name: string;
+  config: Record<string, string>;
+  tasks: ConnectorTaskId[];
+  type: PluginKind;
+}
+
+export interface TaskStateInfo {
+  id: number;
+  state: ObservedState;
+  worker_id: string;
+  trace?: string;
+  /** infer-connect extension: the task's own health (breaker state, paused partitions...). */
+  details?: Record<string, unknown>;
+}
+
+export interface ConnectorStateInfo {
+  name: string;
+  connector: { state: ObservedState; worker_id: string; trace?: string };
+  tasks: TaskStateInfo[];
+  type: PluginKind;
+}
+
+export interface TaskInfo {
+  id: ConnectorTaskId;
+  config: Record<string, string>;
+}
+
+/** Kafka Connect's offsets shape: `{"offsets": [{"partition": {...}, "offset": {...}}]}`. */
+export interface ConnectorOffsets {
+  offsets: Array<{ partition: Record<string, unknown>; offset: Record<string, unknown> | null }>;
+}
+
+export interface PluginInfo {
+  class: string;
+  type: PluginKind;
+  version: string;
+}
+
+export interface Herder {
+  readonly workerId: string;
+  /** Answers GET /: version, commit and the Kafka cluster id. */
+  serverInfo(): Promise<{ version: string; commit: string; kafka_cluster_id: string }>;
+  health(): { status: 'healthy' | 'starting' | 'unhealthy'; message: string };
+
+  connectorNames(): string[];
+  connectorInfo(name: string): ConnectorInfo;
+  connectorStatus(name: string): ConnectorStateInfo;
+  connectorConfig(name: string): Record<string, string>;
+  taskConfigs(name: string): TaskInfo[];
+  taskStatus(name: string, task: number): TaskStateInfo;
+
+  /** Creates or replaces; `allowReplace=false` (POST) answers 409 for an existing name. */
+  putConnectorConfig(
+    name: string,
+    config: Record<string, unknown>,
+    allowReplace: boolean,
+  ): Promise<{ created: boolean; info: ConnectorInfo }>;
+  /** Merges into the current config; a `null` value removes the key. */
+  patchConnectorConfig(name: string, patch: Record<string, unknown>): Promise<ConnectorInfo>;
+  deleteConnector(name: string): Promise<void>;
+
+  restartConnector(name: string, options: { includeTasks: boolean; onlyFailed: boolean }): Promise<ConnectorStateInfo>;
+  restartTask(name: string, task: number): Promise<void>;
+  pauseConnector(name: string): Promise<void>;
+  resumeConnector(name: string): Promise<void>;
+  stopConnector(name: string): Promise<void>;
+
+  connectorOffsets(name: string): Promise<ConnectorOffsets>;
+  /** Only when the connector is STOPPED (409 otherwise). Returns Kafka Connect's message. */
+  alterConnectorOffsets(name: string, offsets: ConnectorOffsets): Promise<string>;
+  resetConnectorOffsets(name: string): Promise<string>;
+
+  plugins(): PluginInfo[];
+  pluginConfig(plugin: string): ConfigKeyInfo[];
+  validateConfig(plugin: string, config: Record<string, unknown>): ConfigInfos;
+}
+
+/** An error the REST layer maps to an HTTP status with `{"error_code", "message"}`. */
+export class HerderError extends ConnectError {
+  constructor(
+    readonly httpStatus: 400 | 404 | 409 | 500,
+    code: string,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+export const notFound = (name: string) =>
+  new HerderError(404, 'CONNECTOR_NOT_FOUND', `Connector ${name} not found`);

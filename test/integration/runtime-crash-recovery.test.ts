@@ -1,0 +1,145 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { expect } from 'chai';
+import type { Consumer } from 'kafkajs';
+import { kafkaBootstrap, testKafka, uniqueName } from '../helpers/stack.js';
+import { waitFor } from '../helpers/worker.js';
+
+const cli = resolve(import.meta.dirname, '../../bin/infer-connect.js');
+const RECORDS = 30_000;
+
+async function prepareInput(topic: string): Promise<void> {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  for (let start = 0; start < RECORDS; start += 5_000) {
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 5_000 }, (_, i) => ({ key: `k${start + i}`, value: `v${start + i}` })),
+    });
+  }
+  await producer.disconnect();
+}
+
+/** Counts every value seen on the output topic (duplicates included). */
+async function watchOutput(topic: string) {
+  const seen = new Map<string, number>();
+  let total = 0;
+  const consumer: Consumer = testKafka().consumer({ groupId: uniqueName('watch') });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) {
+        const v = m.value!.toString();
+        seen.set(v, (seen.get(v) ?? 0) + 1);
+        total++;
+      }
+    },
+  });
+  return { seen, total: () => total, stop: () => consumer.disconnect() };
+}
+
+function startWorker(dir: string, input: string, name: string): ChildProcess {
+  const workerFile = join(dir, 'worker.json');
+  const connectorFile = join(dir, 'connector.json');
+  writeFileSync(
+    workerFile,
+    JSON.stringify({
+      'bootstrap.servers': kafkaBootstrap,
+      listeners: 'http://127.0.0.1:0',
+      'offset.storage.file.filename': join(dir, 'offsets.json'),
+      'task.shutdown.graceful.timeout.ms': 10_000,
+      'log.level': 'warn',
+    }),
+  );
+  writeFileSync(
+    connectorFile,
+    JSON.stringify({
+      name,
+      config: {
+        'connector.class': 'PassThrough',
+        topics: input,
+        'output.topic': `${input}-out`,
+        'key.converter': 'string',
+        'value.converter': 'string',
+      },
+    }),
+  );
+  return spawn(process.execPath, [cli, 'standalone', workerFile, connectorFile], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => done({ code, signal })),
+  );
+
+describe('a standalone worker process that dies or is stopped mid-stream', function () {
+  this.timeout(240_000);
+
+  it('after SIGKILL and a restart, every input record is in the output (duplicates allowed, none missing)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infer-connect-kill-'));
+    const input = uniqueName('kill-in');
+    await prepareInput(input);
+    const output = await watchOutput(`${input}-out`);
+    try {
+      const first = startWorker(dir, input, uniqueName('kill'));
+      await waitFor(() => output.total() >= 3_000, 60_000, 'some output before the kill');
+      first.kill('SIGKILL');
+      await exited(first);
+      const killedAt = output.total();
+      expect(killedAt).to.be.below(RECORDS, 'the kill must land mid-stream');
+
+      const second = startWorker(dir, input, uniqueName('kill'));
+      try {
+        await waitFor(() => output.seen.size === RECORDS, 120_000, `all ${RECORDS} distinct values`);
+      } finally {
+        second.kill('SIGTERM');
+        await exited(second);
+      }
+      const duplicates = output.total() - output.seen.size;
+      process.stderr.write(`      killed after ${killedAt} outputs; ${duplicates} duplicate(s) after restart\n`);
+      for (let i = 0; i < RECORDS; i++) expect(output.seen.has(`v${i}`), `v${i}`).to.equal(true);
+    } finally {
+      await output.stop();
+    }
+  });
+
+  it('on SIGTERM under load, it exits 0 within the deadline and a restart produces no duplicates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infer-connect-term-'));
+    const input = uniqueName('term-in');
+    const name = uniqueName('term');
+    await prepareInput(input);
+    const output = await watchOutput(`${input}-out`);
+    try {
+      const first = startWorker(dir, input, name);
+      await waitFor(() => output.total() >= 3_000, 60_000, 'some output before SIGTERM');
+      const stoppedAt = Date.now();
+      first.kill('SIGTERM');
+      const { code } = await exited(first);
+      expect(code).to.equal(0);
+      expect(Date.now() - stoppedAt).to.be.below(15_000);
+
+      const second = startWorker(dir, input, name);
+      try {
+        await waitFor(() => output.seen.size === RECORDS, 120_000, `all ${RECORDS} distinct values`);
+        // Give a duplicate the chance to show up before counting.
+        await new Promise((r) => setTimeout(r, 2_000));
+      } finally {
+        second.kill('SIGTERM');
+        expect((await exited(second)).code).to.equal(0);
+      }
+      expect(output.total()).to.equal(RECORDS);
+    } finally {
+      await output.stop();
+    }
+  });
+});
