@@ -5,7 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { createConverter } from '../runtime/converters/index.js';
-import { CachedSchemaRegistry, InMemoryRegistry, parseAvroSchema } from '../runtime/converters/schema-registry.js';
+import {
+  CachedSchemaRegistry,
+  InMemoryRegistry,
+  parseAvroSchema,
+} from '../runtime/converters/schema-registry.js';
 
 const RECORDS = Number(process.argv[2] ?? 200_000);
 const WARMUP = 20_000;
@@ -20,7 +24,14 @@ function loadRows(): Array<Record<string, string | number>> {
     .trim()
     .split('\n');
   const names = header!.split(',');
-  const numeric = new Set(['age', 'fnlwgt', 'education_num', 'capital_gain', 'capital_loss', 'hours_per_week']);
+  const numeric = new Set([
+    'age',
+    'fnlwgt',
+    'education_num',
+    'capital_gain',
+    'capital_loss',
+    'hours_per_week',
+  ]);
   const distinct = lines.map((line) => {
     const cells = line.split(',');
     return Object.fromEntries(names.map((n, i) => [n, numeric.has(n) ? Number(cells[i]) : cells[i]!]));
@@ -58,7 +69,9 @@ async function measureAsync(label: string, run: (i: number) => Promise<unknown>)
 
 async function main(): Promise<void> {
   const rows = loadRows();
-  console.log(`${RECORDS.toLocaleString('en-US')} census records, best of ${ROUNDS} rounds, Node ${process.version}`);
+  console.log(
+    `${RECORDS.toLocaleString('en-US')} census records, best of ${ROUNDS} rounds, Node ${process.version}`,
+  );
 
   const converter = createConverter('avro', {
     isKey: false,
@@ -73,7 +86,10 @@ async function main(): Promise<void> {
   measure('avsc toBuffer + Buffer.concat with header (2 allocations)', (i) =>
     Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), census.toBuffer(rows[i])]),
   );
-  measure('AvroConverter.fromConnect', (i) => (framed[i] = converter.fromConnect('census', rows[i], census)!));
+  measure(
+    'AvroConverter.fromConnect',
+    (i) => (framed[i] = converter.fromConnect('census', rows[i], census)!),
+  );
 
   console.log('\ndecode');
   await converter.prepare!(framed);
@@ -84,7 +100,10 @@ async function main(): Promise<void> {
   }));
   const start = process.hrtime.bigint();
   await converter.prepare!(framed);
-  report('AvroConverter.prepare (one call for all, schema cached)', Number(process.hrtime.bigint() - start) / 1e9);
+  report(
+    'AvroConverter.prepare (one call for all, schema cached)',
+    Number(process.hrtime.bigint() - start) / 1e9,
+  );
 
   console.log('\n@kafkajs/confluent-schema-registry (async, schema cached after the first call)');
   const plain = new SchemaRegistry({ host: registryUrl, retry: { retries: 0 } });

@@ -31,6 +31,7 @@ import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, FatalError, outcomeOf, RetriableError, traceOf, type Stage } from './errors.js';
 import type { ObservedState } from './herder.js';
+import { topicsPattern } from './config/connector-config.js';
 import { kafkaClientOverrides } from './kafka-clients.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 
@@ -61,6 +62,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   private dlq: DeadLetterQueue | undefined;
   private userPaused = false;
   private stopping: Promise<void> | undefined;
+  private consuming: Promise<void> | undefined;
   private readonly assigned = new Map<string, number[]>();
   /** Partitions paused until a transient failure clears, with their resume timers. */
   private readonly redeliveryPauses = new Map<string, NodeJS.Timeout>();
@@ -105,12 +107,17 @@ export class ConsumerTaskRunner implements TaskRunner {
     try {
       this.task = this.createTask();
       await this.task.start?.();
-      await this.startClients();
+      await this.startProducer();
       this.setState(this.userPaused ? 'PAUSED' : 'RUNNING');
     } catch (error) {
       await this.failWith(error, 'TASK_START');
-      deps.logger.error({ err: error }, 'task failed to start');
+      return;
     }
+    // Consuming starts in the background: like a Kafka Connect sink, the task waits (RUNNING)
+    // for input topics that do not exist yet instead of failing or blocking the caller.
+    this.consuming = this.startConsumer().catch((error: unknown) => {
+      void this.failWith(error, 'KAFKA_CONSUME');
+    });
   }
 
   async pause(): Promise<void> {
@@ -149,14 +156,9 @@ export class ConsumerTaskRunner implements TaskRunner {
     return deps.plugin.createTask(context);
   }
 
-  private async startClients(): Promise<void> {
+  private async startProducer(): Promise<void> {
     const { deps } = this;
     const config = deps.config;
-    const groupId = `connect-${deps.connectorName}`;
-    const consumerOverrides = kafkaClientOverrides({
-      ...deps.settings.consumerOverrides,
-      ...config.withPrefix('consumer.override.'),
-    });
     const producerOverrides = kafkaClientOverrides({
       ...deps.settings.producerOverrides,
       ...config.withPrefix('producer.override.'),
@@ -181,13 +183,25 @@ export class ConsumerTaskRunner implements TaskRunner {
         labels: this.labels,
       });
     }
+  }
+
+  private async startConsumer(): Promise<void> {
+    const { deps } = this;
+    const config = deps.config;
+    const groupId = `connect-${deps.connectorName}`;
+    const consumerOverrides = kafkaClientOverrides({
+      ...deps.settings.consumerOverrides,
+      ...config.withPrefix('consumer.override.'),
+    });
+    const inputs = await this.waitForInputTopics();
+    if (inputs === undefined) return;
     if (deps.plugin.kind === 'processor') {
       const output = config.getString('output.topic');
-      const inputs = await this.inputTopics();
       const partitions = await this.partitionCount(inputs[0]);
       await this.ensureTopic(output, partitions ?? 1, -1);
       this.outputPartitions.set(output, (await this.partitionCount(output)) ?? 1);
     }
+    if (this.abort.signal.aborted) return;
 
     this.consumer = deps.kafka.consumer({
       groupId,
@@ -212,9 +226,9 @@ export class ConsumerTaskRunner implements TaskRunner {
       if (!event.payload.restart) void this.failWith(event.payload.error, 'KAFKA_CONSUME');
     });
     await this.consumer.connect();
-    const topicsRegex = config.getOptionalString('topics.regex');
+    const pattern = topicsPattern(config);
     await this.consumer.subscribe({
-      topics: topicsRegex ? [new RegExp(topicsRegex)] : config.getList('topics'),
+      topics: pattern ? [pattern] : config.getList('topics'),
       fromBeginning: (consumerOverrides as { fromBeginning?: boolean }).fromBeginning ?? true,
     });
     await this.consumer.run({
@@ -226,16 +240,33 @@ export class ConsumerTaskRunner implements TaskRunner {
     });
   }
 
-  private async inputTopics(): Promise<string[]> {
-    const topics = this.deps.config.getList('topics');
-    if (topics.length > 0) return topics;
-    const admin = this.deps.kafka.admin();
-    await admin.connect();
-    try {
-      const regex = new RegExp(this.deps.config.getString('topics.regex'));
-      return (await admin.listTopics()).filter((t) => regex.test(t));
-    } finally {
-      await admin.disconnect();
+  /**
+   * The input topics once they exist (for `topics.regex`: once one matches), or undefined when
+   * the task was stopped while waiting.
+   */
+  private async waitForInputTopics(): Promise<string[] | undefined> {
+    const wanted = this.deps.config.getList('topics');
+    const pattern = topicsPattern(this.deps.config);
+    let logged = false;
+    for (;;) {
+      const admin = this.deps.kafka.admin();
+      await admin.connect();
+      let existing: string[];
+      try {
+        existing = await admin.listTopics();
+      } finally {
+        await admin.disconnect();
+      }
+      const found = pattern ? existing.filter((t) => pattern.test(t)) : wanted.filter((t) => existing.includes(t));
+      if (pattern ? found.length > 0 : found.length === wanted.length) return found;
+      if (!logged) {
+        this.deps.logger.info(
+          { missing: pattern ? String(pattern) : wanted.filter((t) => !existing.includes(t)) },
+          'waiting for input topics to be created',
+        );
+        logged = true;
+      }
+      if (!(await this.sleep(1_000, this.abort.signal))) return undefined;
     }
   }
 
@@ -263,7 +294,7 @@ export class ConsumerTaskRunner implements TaskRunner {
       await admin.createTopics({ topics: [{ topic, numPartitions, replicationFactor }], waitForLeaders: true });
       this.deps.logger.info({ topic, numPartitions, replicationFactor }, 'created topic');
     } catch (cause) {
-      throw new FatalError('KAFKA_PRODUCE_FAILED', `could not create topic "${topic}": ${(cause as Error).message}`, {
+      throw new FatalError('TOPIC_CREATE_FAILED', `could not create topic "${topic}": ${(cause as Error).message}`, {
         cause,
         stage: 'TASK_START',
       });
@@ -475,10 +506,13 @@ export class ConsumerTaskRunner implements TaskRunner {
     const now = String(this.now());
     const out: Array<{ index: number; topic: string; message: Message }> = [];
     for (const [index, outputs] of outputsByIndex) {
+      let stage: Stage = 'KEY_CONVERTER';
       try {
         for (const output of outputs) {
+          stage = 'KEY_CONVERTER';
           const key =
             output.rawKey !== undefined ? output.rawKey : keyConverter.fromConnect(output.topic, output.key ?? null);
+          stage = 'VALUE_CONVERTER';
           const value = valueConverter.fromConnect(output.topic, output.value, output.valueSchema);
           out.push({
             index,
@@ -494,7 +528,7 @@ export class ConsumerTaskRunner implements TaskRunner {
         }
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
-        failures.push({ index, error: error as Error, stage: 'VALUE_CONVERTER', className: 'AvroConverter' });
+        failures.push({ index, error: error as Error, stage, className: converterClassName(stage) });
       }
     }
     out.sort((a, b) => a.index - b.index);
@@ -629,6 +663,7 @@ export class ConsumerTaskRunner implements TaskRunner {
     };
     // Order matters: stop fetching (kafkajs finishes the batch in flight and commits what was
     // resolved), then let the task release its resources, then close the producer.
+    await this.consuming;
     await step('stopping the consumer', this.consumer && (() => this.consumer!.disconnect()));
     await step('stopping the task', this.task?.stop && (() => this.task!.stop!()));
     await step('closing the producer', this.producer && (() => this.producer!.disconnect()));

@@ -70,16 +70,19 @@ export function outcomeOf(error: unknown): Outcome {
   return 'fatal';
 }
 
-/** A stack trace with its causes, as Kafka Connect shows in a FAILED task's `trace`. */
+/** A stack trace with its causes, as Kafka Connect shows in a FAILED task's `trace`; codes included. */
 export function traceOf(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    const prefix = depth === 0 ? '' : 'Caused by: ';
     if (current instanceof Error) {
-      parts.push(depth === 0 ? (current.stack ?? String(current)) : `Caused by: ${current.stack ?? String(current)}`);
+      const code = current instanceof ConnectError ? ` [${current.code}]` : '';
+      const frames = (current.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+      parts.push(`${prefix}${current.name}${code}: ${current.message}${frames.length ? `\n${frames.join('\n')}` : ''}`);
       current = current.cause;
     } else {
-      parts.push(depth === 0 ? String(current) : `Caused by: ${String(current)}`);
+      parts.push(`${prefix}${String(current)}`);
       break;
     }
   }

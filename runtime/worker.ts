@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ConnectorPlugin } from './api.js';
 import { maskSecrets, type ParsedConfig } from './config/config-spec.js';
-import { connectorSpecFor, parseConnectorConfig } from './config/connector-config.js';
+import { connectorSpecFor, parseConnectorConfig, topicsPattern } from './config/connector-config.js';
 import { describeSpec, validationReport, type ConfigInfos, type ConfigKeyInfo } from './config/validation-report.js';
 import { createConverter } from './converters/index.js';
 import type { Converter, ConverterName } from './converters/converter.js';
@@ -456,8 +456,8 @@ export class Worker implements Herder {
   private async consumedTopics(admin: Admin, entry: ConnectorEntry): Promise<string[]> {
     const topics = entry.config.getList('topics');
     if (topics.length > 0) return topics;
-    const regex = new RegExp(entry.config.getString('topics.regex'));
-    return (await admin.listTopics()).filter((t) => regex.test(t));
+    const pattern = topicsPattern(entry.config)!;
+    return (await admin.listTopics()).filter((t) => pattern.test(t));
   }
 
   private async withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {

@@ -74,7 +74,8 @@ export class AvroConverter implements Converter {
     } catch (error) {
       throw this.decodeFailed(topic, schema, (error as Error).message, error);
     }
-    if (decoded.offset !== payload.length) throw this.badLength(topic, schema, payload.length, decoded.offset);
+    if (decoded.offset !== payload.length)
+      throw this.badLength(topic, schema, payload.length, decoded.offset);
     return { value: decoded.value, schema };
   }
 
@@ -207,14 +208,21 @@ export class AvroConverter implements Converter {
     );
   }
 
-  private encodeFailed(topic: string, type: AvroType, id: number, value: unknown, cause: unknown): RecordError {
+  private encodeFailed(
+    topic: string,
+    type: AvroType,
+    id: number,
+    value: unknown,
+    cause: unknown,
+  ): RecordError {
     const problems: string[] = [];
     let firstPath: string | undefined;
     type.isValid(value, {
       errorHook: (path: string[], bad: unknown, badType: AvroType) => {
         const at = path.length > 0 ? path.join('.') : '(the value itself)';
         firstPath ??= at;
-        if (problems.length < 3) problems.push(`${at}: expected ${describeType(badType)}, got ${describeValue(bad)}`);
+        if (problems.length < 3)
+          problems.push(`${at}: expected ${describeType(badType)}, got ${describeValue(bad)}`);
       },
     });
     const details = problems.length > 0 ? problems.join('; ') : (cause as Error).message;

@@ -24,8 +24,9 @@ import { FatalError, RetriableError } from '../errors.js';
  *   and what @kafkajs/confluent-schema-registry decodes, so both read records the same way.
  * - `omitRecordMethods: true`: decoded records are instances of a per-schema constructor with no
  *   methods, so they hold only their fields as own enumerable properties (JSON, spread,
- *   `Object.keys` and chai's deep equality see plain objects). Copying each into an `Object`
- *   literal would halve decode throughput (bench/converters.bench.ts measures it).
+ *   `Object.keys` and chai's deep equality see plain objects; only the prototype differs, which
+ *   `assert.deepStrictEqual` notices). Copying each into an `Object` literal costs about a quarter
+ *   of decode throughput (bench/converters.bench.ts measures it).
  * - no logical types: `timestamp-millis` reads as a number, `decimal` as a Buffer, `uuid` as a string.
  * - `long` is a JavaScript number; a long beyond ±2^53 fails to decode (AVRO_DECODE_FAILED) rather
  *   than silently losing precision.
@@ -136,7 +137,11 @@ export class CachedSchemaRegistry implements RegistryClient {
     const cached = this.schemas.get(id);
     if (
       cached !== undefined &&
-      !(cached instanceof UnreadableSchema && cached.notFound && this.now() - cached.at >= this.unknownIdRetryMs)
+      !(
+        cached instanceof UnreadableSchema &&
+        cached.notFound &&
+        this.now() - cached.at >= this.unknownIdRetryMs
+      )
     ) {
       return Promise.resolve(cached);
     }
@@ -286,7 +291,9 @@ export class HttpRegistryTransport implements RegistryTransport {
       auth = { username: auth.slice(0, colon), password: auth.slice(colon + 1) };
     }
     this.authorization =
-      auth === undefined ? undefined : `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+      auth === undefined
+        ? undefined
+        : `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
   }
@@ -305,15 +312,22 @@ export class HttpRegistryTransport implements RegistryTransport {
     const answer = await this.request<{ id: number }>('POST', path, { schema }, `subject ${subject}`);
     if (answer === undefined || typeof answer.id !== 'number') {
       throw new FatalError(
-        'SCHEMA_REGISTRY_UNAVAILABLE',
+        'CONFIG_INVALID',
         `Schema registry ${this.url} answered POST ${path} without an id; check that schema.registry.url points at a Confluent-compatible API`,
       );
     }
     return answer.id;
   }
 
-  private async request<T>(method: string, path: string, body: unknown, what: string): Promise<T | undefined> {
-    const headers: Record<string, string> = { accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    what: string,
+  ): Promise<T | undefined> {
+    const headers: Record<string, string> = {
+      accept: 'application/vnd.schemaregistry.v1+json, application/json',
+    };
     if (body !== undefined) headers['content-type'] = 'application/vnd.schemaregistry.v1+json';
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     const call = `${method} ${path}`;
@@ -343,7 +357,8 @@ export class HttpRegistryTransport implements RegistryTransport {
     const { errorCode, message } = parseRegistryError(text);
     const answered = `${call} answered HTTP ${response.status}${errorCode === undefined ? '' : ` (error ${errorCode})`}${message ? `: ${message}` : ''}`;
     const context = { url: this.url, status: response.status, errorCode };
-    if (response.status === 404 && errorCode !== undefined && NOT_FOUND_CODES.has(errorCode)) return undefined;
+    if (response.status === 404 && errorCode !== undefined && NOT_FOUND_CODES.has(errorCode))
+      return undefined;
     const outcome = response.status >= 500 ? 'retry' : STATUS_OUTCOMES[response.status];
     switch (outcome) {
       case 'retry':
@@ -354,7 +369,7 @@ export class HttpRegistryTransport implements RegistryTransport {
         );
       case 'auth':
         throw new FatalError(
-          'SCHEMA_REGISTRY_UNAVAILABLE',
+          'CONFIG_INVALID',
           `Schema registry ${this.url} refused access to ${what}: ${answered}; set schema.registry.basic.auth.user.info to credentials the registry accepts`,
           { context },
         );
@@ -370,7 +385,7 @@ export class HttpRegistryTransport implements RegistryTransport {
         );
       default:
         throw new FatalError(
-          'SCHEMA_REGISTRY_UNAVAILABLE',
+          'CONFIG_INVALID',
           `Schema registry ${this.url} cannot serve ${what}: ${answered}; ` +
             (response.status === 404
               ? 'check schema.registry.url, including its path prefix (Apicurio Registry: .../apis/ccompat/v7)'
@@ -417,7 +432,9 @@ export class InMemoryRegistry implements RegistryTransport {
    * @param compatible decides whether `next` may follow the subject's latest version; by default
    * everything is (compatibility NONE).
    */
-  constructor(private readonly compatible: (subject: string, latest: string, next: string) => boolean = () => true) {}
+  constructor(
+    private readonly compatible: (subject: string, latest: string, next: string) => boolean = () => true,
+  ) {}
 
   /** Stores a schema (e.g. a non-Avro one) under a chosen id, as another producer would have. */
   put(id: number, schema: RegistrySchema): void {

@@ -1,6 +1,6 @@
 // Builds a real standalone worker (the same composition the CLI uses) against the local stack,
 // plus small polling helpers for integration tests.
-import { mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,12 +24,13 @@ export async function startTestWorker(
     'offset.storage.file.filename': join(dir, 'offsets.json'),
     'offset.flush.interval.ms': 500,
     'task.shutdown.graceful.timeout.ms': 10_000,
-    'log.level': process.env.INFER_CONNECT_TEST_LOG ?? 'silent',
+    'log.level': process.env.INFER_CONNECT_TEST_LOG ?? 'info',
     ...overrides,
   });
   if (!config) throw new Error(`test worker config invalid: ${JSON.stringify(problems)}`);
   const parts = createStandaloneWorker(config, PluginRegistry.of(plugins), {
-    logger: createLogger(config.getString('log.level'), process.stderr),
+    // Logs go to the test's own folder (set INFER_CONNECT_TEST_LOG=debug for more detail there).
+    logger: createLogger(config.getString('log.level'), createWriteStream(join(dir, 'worker.log'))),
   });
   await parts.worker.start();
   const url = await parts.rest.listen();
@@ -45,13 +46,17 @@ export async function startTestWorker(
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws `what`). */
-export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const result = await check();
-      if (result) return result;
+      if (result) return result as NonNullable<T>;
     } catch (error) {
       last = error;
     }

@@ -115,7 +115,7 @@ describe('the avro converter against the real schema registry', function () {
     payload.writeInt32BE(1, 1);
     const error = await rejected(avroConverter(new URL(registryUrl).origin).prepare!([payload]));
     expect(error).to.be.instanceOf(FatalError);
-    expect(error.code).to.equal('SCHEMA_REGISTRY_UNAVAILABLE');
+    expect(error.code).to.equal('CONFIG_INVALID');
     expect(error.message).to.match(/path prefix/);
   });
 

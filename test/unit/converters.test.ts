@@ -352,7 +352,7 @@ describe('schema registry over HTTP', () => {
     {
       answer: { status: 404, body: { message: 'RESTEASY003210: Could not find resource' } },
       kind: FatalError,
-      code: 'SCHEMA_REGISTRY_UNAVAILABLE',
+      code: 'CONFIG_INVALID',
       message: /check schema\.registry\.url, including its path prefix/,
     },
     {
@@ -370,7 +370,7 @@ describe('schema registry over HTTP', () => {
     {
       answer: { status: 401, body: { error_code: 401, message: 'Unauthorized' } },
       kind: FatalError,
-      code: 'SCHEMA_REGISTRY_UNAVAILABLE',
+      code: 'CONFIG_INVALID',
       message: /schema\.registry\.basic\.auth\.user\.info/,
     },
   ];

@@ -1,0 +1,606 @@
+// The TFServingInference config spec (the one source of truth for every key: type, default,
+// validation and documentation) and its reading into typed settings for the task.
+import { defineConfig, type ConfigKey, type ParsedConfig } from '../../runtime/api.js';
+import type { ModelSpec } from './grpc-client.js';
+import { parseStatusPolicyOverrides, StatusPolicy } from './status-policy.js';
+
+const MiB = 1024 * 1024;
+
+const SERVER = 'Model server';
+const MODEL = 'Model';
+const INPUT = 'Input mapping';
+const OUTPUT = 'Output';
+const BATCHING = 'Batching';
+const RATE_LIMIT = 'Rate limit';
+const BREAKER = 'Circuit breaker';
+
+/** What `output.metadata.fields` can add to each scored record, with its default field name. */
+export const METADATA_KINDS = {
+  'model.name': 'model_name',
+  'model.version': 'model_version',
+  'model.signature': 'model_signature',
+  'scored.at': 'scored_at',
+} as const;
+export type MetadataKind = keyof typeof METADATA_KINDS;
+
+const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+type Pair = { left: string; right: string };
+
+/** Splits `left=right` entries; entries without `=` get `right` from `defaultRight`, or a problem. */
+function parsePairs(
+  entries: readonly string[],
+  what: string,
+  defaultRight?: (left: string) => string | undefined,
+): { pairs: Pair[]; problems: string[] } {
+  const pairs: Pair[] = [];
+  const problems: string[] = [];
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    const left = (eq === -1 ? entry : entry.slice(0, eq)).trim();
+    const right = eq === -1 ? defaultRight?.(left) : entry.slice(eq + 1).trim();
+    if (left === '' || right === undefined || right === '') problems.push(`"${entry}" is not ${what}`);
+    else pairs.push({ left, right });
+  }
+  return { pairs, problems };
+}
+
+function duplicates(values: readonly string[]): string[] {
+  return [...new Set(values.filter((v, i) => values.indexOf(v) !== i))];
+}
+
+function inputMappingProblems(entries: readonly string[]): string[] {
+  const { pairs, problems } = parsePairs(entries, 'tensor=field.path; write e.g. age=person.age_years');
+  for (const { right } of pairs)
+    if (!FIELD_PATH.test(right)) problems.push(`"${right}" is not a field path like "person.age"`);
+  for (const tensor of duplicates(pairs.map((p) => p.left)))
+    problems.push(`input tensor "${tensor}" is mapped twice; keep one entry`);
+  return problems;
+}
+
+function outputFieldProblems(entries: readonly string[]): string[] {
+  const { pairs, problems } = parsePairs(entries, 'tensor or tensor=fieldName', (left) => avroFieldName(left));
+  for (const { right } of pairs)
+    if (!AVRO_NAME.test(right))
+      problems.push(`"${right}" is not a valid Avro field name (letters, digits and _, not starting with a digit)`);
+  for (const field of duplicates(pairs.map((p) => p.right)))
+    problems.push(`field "${field}" is the target of two output tensors; give each its own name`);
+  return problems;
+}
+
+function metadataFieldProblems(entries: readonly string[]): string[] {
+  const { pairs, problems } = parsePairs(
+    entries,
+    `kind or kind=fieldName with kind one of ${Object.keys(METADATA_KINDS).join(', ')}`,
+    (left) => METADATA_KINDS[left as MetadataKind],
+  );
+  for (const { left, right } of pairs) {
+    if (!(left in METADATA_KINDS))
+      problems.push(`"${left}" is not a metadata kind; use one of ${Object.keys(METADATA_KINDS).join(', ')}`);
+    if (!AVRO_NAME.test(right)) problems.push(`"${right}" is not a valid Avro field name`);
+  }
+  for (const field of duplicates(pairs.map((p) => p.right)))
+    problems.push(`field "${field}" is named twice; give each metadata field its own name`);
+  return problems;
+}
+
+/** An Avro field name for a tensor alias: characters Avro does not allow become `_`. */
+export function avroFieldName(alias: string): string {
+  const cleaned = alias.replace(/[^A-Za-z0-9_]/g, '_');
+  return /^[0-9]/.test(cleaned) ? `_${cleaned}` : cleaned;
+}
+
+const joinProblems = (problems: string[]): string | undefined =>
+  problems.length === 0 ? undefined : problems.join('; ');
+
+const asList = (value: unknown): string[] => (Array.isArray(value) ? (value as string[]) : []);
+
+const KEYS: ConfigKey[] = [
+  // ------------------------------------------------------------------------- model server
+  {
+    name: 'tfserving.target',
+    type: 'string',
+    importance: 'high',
+    group: SERVER,
+    displayName: 'Model server target',
+    documentation:
+      'host:port of the TensorFlow Serving gRPC endpoint (port 8500 by default in TF Serving). ' +
+      'Tasks of this worker that name the same target (and TLS settings) share one gRPC channel.',
+    validate: (value) =>
+      /^\S+$/.test(String(value)) ? undefined : `"${String(value)}" is not host:port, e.g. 127.0.0.1:8500`,
+  },
+  {
+    name: 'tfserving.deadline.ms',
+    type: 'int',
+    default: 5000,
+    min: 1,
+    importance: 'high',
+    group: SERVER,
+    displayName: 'Call deadline',
+    documentation:
+      'Deadline (ms) of every gRPC call; a call that outlasts it fails with DEADLINE_EXCEEDED, which is retried ' +
+      'and counts against the circuit breaker. Keep it above the model latency of a full batch.',
+  },
+  {
+    name: 'tfserving.startup.timeout.ms',
+    type: 'long',
+    default: 60000,
+    min: 0,
+    importance: 'medium',
+    group: SERVER,
+    displayName: 'Startup timeout',
+    documentation:
+      'How long (ms) the task keeps retrying to read the model metadata at start while the model server is ' +
+      'unreachable (UNAVAILABLE and other transient statuses), with capped backoff; then the task fails. ' +
+      'A missing model, version, label or signature fails the task at once.',
+  },
+  {
+    name: 'tfserving.tls.enable',
+    type: 'boolean',
+    default: false,
+    importance: 'medium',
+    group: SERVER,
+    displayName: 'TLS',
+    dependents: ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'],
+    documentation: "Connect with TLS. Without `tfserving.tls.ca.file` the system's root certificates are trusted.",
+  },
+  {
+    name: 'tfserving.tls.ca.file',
+    type: 'string',
+    default: null,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'TLS CA file',
+    documentation: 'PEM file of the root certificates to trust (with `tfserving.tls.enable=true`).',
+  },
+  {
+    name: 'tfserving.tls.cert.file',
+    type: 'string',
+    default: null,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'TLS client certificate file',
+    documentation: 'PEM client certificate chain for mutual TLS; needs `tfserving.tls.key.file`.',
+  },
+  {
+    name: 'tfserving.tls.key.file',
+    type: 'string',
+    default: null,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'TLS client key file',
+    documentation: 'PEM private key of `tfserving.tls.cert.file`.',
+  },
+  {
+    name: 'tfserving.max.send.message.bytes',
+    type: 'int',
+    default: 64 * MiB,
+    min: 1024,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'Max request size',
+    documentation:
+      "Largest gRPC request (bytes) the client sends. gRPC's own default (4 MiB) is too small for batched image requests.",
+  },
+  {
+    name: 'tfserving.max.receive.message.bytes',
+    type: 'int',
+    default: 64 * MiB,
+    min: 1024,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'Max response size',
+    documentation:
+      "Largest gRPC response (bytes) the client accepts. gRPC's own default (4 MiB) is too small for batched responses.",
+  },
+  {
+    name: 'tfserving.status.policy',
+    type: 'list',
+    default: [],
+    importance: 'low',
+    group: SERVER,
+    displayName: 'gRPC status policy overrides',
+    documentation:
+      'Overrides of how a failed call is handled, as `STATUS=outcome` entries (e.g. `INTERNAL=fatal,CANCELLED=retry`), ' +
+      'outcome one of `retry` (back off, pause the partitions, redeliver), `fail-record` (bisect the batch; the ' +
+      'refused records go to the dead-letter queue) or `fatal` (the task fails). Defaults: UNAVAILABLE, ' +
+      'DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL -> retry; INVALID_ARGUMENT -> fail-record; ' +
+      'NOT_FOUND, FAILED_PRECONDITION, UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED -> fatal; any other ' +
+      'status -> retry (never lose or dead-letter records over an unclassified failure).',
+    validate: (value) => joinProblems(parseStatusPolicyOverrides(asList(value)).problems),
+  },
+  // ------------------------------------------------------------------------------- model
+  {
+    name: 'tfserving.model.name',
+    type: 'string',
+    importance: 'high',
+    group: MODEL,
+    displayName: 'Model name',
+    documentation: 'Name of the model on the server (`--model_name` / the model config of TF Serving).',
+    validate: (value) => (String(value).trim() === '' ? 'must not be empty' : undefined),
+  },
+  {
+    name: 'tfserving.model.version',
+    type: 'long',
+    default: null,
+    min: 0,
+    importance: 'medium',
+    group: MODEL,
+    displayName: 'Model version',
+    documentation:
+      'Pin a model version. Leave it and `tfserving.model.version.label` unset to use the latest version the server ' +
+      'has loaded (new versions are picked up without a restart).',
+  },
+  {
+    name: 'tfserving.model.version.label',
+    type: 'string',
+    default: null,
+    importance: 'medium',
+    group: MODEL,
+    displayName: 'Model version label',
+    documentation:
+      'Use the version the server labels so (e.g. `stable`, `canary`); the label can be moved to a new version on ' +
+      'the server without touching the connector. Exclusive with `tfserving.model.version`.',
+  },
+  {
+    name: 'tfserving.signature.name',
+    type: 'string',
+    default: 'serving_default',
+    importance: 'medium',
+    group: MODEL,
+    displayName: 'Signature',
+    documentation: 'The SignatureDef to call.',
+  },
+  // ------------------------------------------------------------------------------ inputs
+  {
+    name: 'input.mapping',
+    type: 'list',
+    default: [],
+    importance: 'medium',
+    group: INPUT,
+    displayName: 'Input mapping',
+    documentation:
+      'Explicit `tensor=field.path` entries (e.g. `age=person.age_years`; dots go into nested records). Every input ' +
+      'tensor of the signature not listed here reads the top-level field of the same name. Avro int/long/float/' +
+      'double/boolean/string/bytes (and enum/fixed) feed the matching DT_* (numbers feed any numeric dtype, ' +
+      'integers are range-checked), an array adds a dimension; a nullable union is accepted and a null value ' +
+      'fails only that record (MODEL_INPUT_MISSING).',
+    validate: (value) => joinProblems(inputMappingProblems(asList(value))),
+  },
+  {
+    name: 'input.file.fields',
+    type: 'list',
+    default: [],
+    importance: 'low',
+    group: INPUT,
+    displayName: 'File path fields',
+    documentation:
+      'Field paths whose string value is the path of a file whose bytes feed the (DT_STRING) tensor instead, e.g. an ' +
+      'image path. A file that cannot be read fails only that record (MODEL_INPUT_MISSING).',
+    validate: (value) => {
+      const bad = asList(value).filter((path) => !FIELD_PATH.test(path));
+      return bad.length > 0 ? `${bad.map((b) => `"${b}"`).join(', ')} not a field path like "image.path"` : undefined;
+    },
+  },
+  {
+    name: 'input.file.base.dir',
+    type: 'string',
+    default: '',
+    importance: 'low',
+    group: INPUT,
+    displayName: 'File base directory',
+    documentation:
+      'With `input.file.fields`: relative paths are resolved against this directory and paths outside it are refused ' +
+      '(the record fails). Empty: paths are used as given (relative to the working directory), any readable file.',
+  },
+  // ----------------------------------------------------------------------------- outputs
+  {
+    name: 'output.fields',
+    type: 'list',
+    default: [],
+    importance: 'medium',
+    group: OUTPUT,
+    displayName: 'Output fields',
+    documentation:
+      'Output tensors to write, as `tensor` or `tensor=fieldName` entries; only these are requested from the model ' +
+      '(`output_filter`). Empty: every output of the signature, each in a field named after the tensor (characters ' +
+      'Avro does not allow become `_`). A tensor with one value per row becomes a primitive field, one with more ' +
+      'dimensions an array. New fields are nullable with default null, so the output schema stays compatible.',
+    validate: (value) => joinProblems(outputFieldProblems(asList(value))),
+  },
+  {
+    name: 'output.metadata.fields',
+    type: 'list',
+    default: [],
+    importance: 'low',
+    group: OUTPUT,
+    displayName: 'Metadata fields',
+    documentation:
+      'Scoring metadata to add to each record, as `kind` or `kind=fieldName` entries: `model.name` (default field ' +
+      '`model_name`), `model.version` (`model_version`, the version that answered), `model.signature` ' +
+      '(`model_signature`), `scored.at` (`scored_at`, epoch ms, timestamp-millis). Empty: none.',
+    validate: (value) => joinProblems(metadataFieldProblems(asList(value))),
+  },
+  // ---------------------------------------------------------------------------- batching
+  {
+    name: 'batch.max.records',
+    type: 'int',
+    default: 128,
+    min: 1,
+    max: 1_000_000,
+    importance: 'medium',
+    group: BATCHING,
+    displayName: 'Max records per request',
+    documentation:
+      'Most rows in one PredictRequest. Rows from concurrent partitions are packed together; a request refused ' +
+      'as a whole (INVALID_ARGUMENT) is split in halves until the bad rows are isolated.',
+  },
+  {
+    name: 'batch.max.bytes',
+    type: 'int',
+    default: 4 * MiB,
+    min: 1,
+    importance: 'low',
+    group: BATCHING,
+    displayName: 'Max bytes per request',
+    documentation:
+      'Estimated request size (bytes of the input values) at which a batch is sent without waiting for more rows. ' +
+      'A single larger row is still sent, alone. Must not exceed `tfserving.max.send.message.bytes`.',
+  },
+  {
+    name: 'batch.max.wait.ms',
+    type: 'int',
+    default: 5,
+    min: 0,
+    importance: 'medium',
+    group: BATCHING,
+    displayName: 'Max batching wait',
+    documentation:
+      'How long (ms) a row may wait for more rows to fill its batch; 0 sends what is there at once. A full batch is ' +
+      'sent immediately.',
+  },
+  {
+    name: 'max.in.flight.requests',
+    type: 'int',
+    default: 4,
+    min: 1,
+    max: 1024,
+    importance: 'medium',
+    group: BATCHING,
+    displayName: 'Max in-flight requests',
+    documentation: 'Most Predict requests a task has outstanding at once (p-queue concurrency).',
+  },
+  // ---------------------------------------------------------------------------- rate limit
+  {
+    name: 'rate.limit.requests.per.second',
+    type: 'double',
+    default: 0,
+    min: 0,
+    importance: 'medium',
+    group: RATE_LIMIT,
+    displayName: 'Requests per second',
+    documentation:
+      'Most Predict requests a task starts in any sliding one-second window (fractions allowed, e.g. 0.5 = one ' +
+      'every 2 s); 0 is unlimited. Per task: with tasks.max > 1 the connector may send tasks.max times this.',
+  },
+  {
+    name: 'rate.limit.queue.max.requests',
+    type: 'int',
+    default: 16,
+    min: 1,
+    importance: 'low',
+    group: RATE_LIMIT,
+    displayName: 'Max queued requests',
+    documentation:
+      'Most requests waiting for the rate limiter or a free in-flight slot. When the queue is full no new batch is ' +
+      'formed and `process` waits, so backpressure reaches the consumer and memory stays flat; nothing is dropped.',
+  },
+  // ------------------------------------------------------------------------------- breaker
+  {
+    name: 'breaker.enable',
+    type: 'boolean',
+    default: true,
+    importance: 'low',
+    group: BREAKER,
+    displayName: 'Circuit breaker',
+    documentation: 'Wrap Predict in a circuit breaker (opossum). Only transient failures count against it.',
+  },
+  {
+    name: 'breaker.error.threshold.percentage',
+    type: 'int',
+    default: 50,
+    min: 1,
+    max: 100,
+    importance: 'medium',
+    group: BREAKER,
+    displayName: 'Error threshold',
+    documentation:
+      'Percentage of failed calls within `breaker.rolling.window.ms` above which the breaker opens. Failures are ' +
+      'transient statuses (those the status policy retries); refused records and fatal statuses do not count.',
+  },
+  {
+    name: 'breaker.volume.threshold',
+    type: 'int',
+    default: 5,
+    min: 0,
+    importance: 'medium',
+    group: BREAKER,
+    displayName: 'Volume threshold',
+    documentation: 'Calls needed within the rolling window before the breaker may open.',
+  },
+  {
+    name: 'breaker.reset.timeout.ms',
+    type: 'long',
+    default: 10000,
+    min: 1,
+    max: 2_147_483_647,
+    importance: 'medium',
+    group: BREAKER,
+    displayName: 'Reset timeout',
+    documentation:
+      'How long (ms) the breaker stays open before letting one probe call through (half-open); a successful probe ' +
+      'closes it. While open, records are redelivered after this time instead of calling the server.',
+  },
+  {
+    name: 'breaker.rolling.window.ms',
+    type: 'long',
+    default: 20000,
+    min: 10,
+    max: 2_147_483_647,
+    importance: 'low',
+    group: BREAKER,
+    displayName: 'Rolling window',
+    documentation:
+      'Window (ms, 10 buckets) over which failures are counted. Longer than the deadline times a few, so a server ' +
+      'that stalls (each call failing only at its deadline) still opens the breaker.',
+  },
+];
+
+const str = (values: ReadonlyMap<string, unknown>, name: string): string | undefined => {
+  const v = values.get(name);
+  return typeof v === 'string' && v !== '' ? v : undefined;
+};
+
+export const tfServingConfigSpec = defineConfig(KEYS, [
+  {
+    keys: ['tfserving.model.version', 'tfserving.model.version.label'],
+    check: (values) =>
+      values.get('tfserving.model.version') !== null &&
+      values.get('tfserving.model.version') !== undefined &&
+      str(values, 'tfserving.model.version.label') !== undefined
+        ? 'both a version and a version label are set: keep one (or neither, for the latest version)'
+        : undefined,
+  },
+  {
+    keys: ['tfserving.tls.cert.file', 'tfserving.tls.key.file'],
+    check: (values) =>
+      (str(values, 'tfserving.tls.cert.file') === undefined) !== (str(values, 'tfserving.tls.key.file') === undefined)
+        ? 'a client certificate needs its key and the other way round: set both tfserving.tls.cert.file and tfserving.tls.key.file, or neither'
+        : undefined,
+  },
+  {
+    keys: ['tfserving.tls.enable', 'tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'],
+    check: (values) =>
+      values.get('tfserving.tls.enable') !== true &&
+      ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'].some(
+        (k) => str(values, k) !== undefined,
+      )
+        ? 'TLS files are set but tfserving.tls.enable is false: set tfserving.tls.enable=true or remove them'
+        : undefined,
+  },
+  {
+    keys: ['batch.max.bytes', 'tfserving.max.send.message.bytes'],
+    check: (values) =>
+      Number(values.get('batch.max.bytes')) > Number(values.get('tfserving.max.send.message.bytes'))
+        ? 'batch.max.bytes exceeds tfserving.max.send.message.bytes, so full batches would be refused by gRPC: lower it or raise the message limit'
+        : undefined,
+  },
+  {
+    keys: ['output.fields', 'output.metadata.fields'],
+    check: (values) => {
+      const outputs = parsePairs(asList(values.get('output.fields')), '', avroFieldName).pairs.map((p) => p.right);
+      const metadata = parsePairs(
+        asList(values.get('output.metadata.fields')),
+        '',
+        (k) => METADATA_KINDS[k as MetadataKind],
+      ).pairs.map((p) => p.right);
+      const clash = outputs.filter((f) => metadata.includes(f));
+      return clash.length > 0
+        ? `${clash.join(', ')} named both as an output field and a metadata field: rename one`
+        : undefined;
+    },
+  },
+]);
+
+// ------------------------------------------------------------------------------ settings
+
+export interface MetadataField {
+  kind: MetadataKind;
+  field: string;
+}
+
+export interface InferenceSettings {
+  target: string;
+  model: ModelSpec & { signatureName: string };
+  deadlineMs: number;
+  startupTimeoutMs: number;
+  tls: false | { caFile?: string; certFile?: string; keyFile?: string };
+  maxSendMessageBytes: number;
+  maxReceiveMessageBytes: number;
+  statusPolicy: StatusPolicy;
+  /** tensor alias -> field path (dotted). */
+  inputMapping: Map<string, string>;
+  inputFileFields: Set<string>;
+  inputFileBaseDir: string | undefined;
+  /** tensor alias -> field name; undefined means every output under its own name. */
+  outputFields: Map<string, string> | undefined;
+  metadataFields: MetadataField[];
+  batch: { maxRecords: number; maxBytes: number; maxWaitMs: number };
+  maxInFlight: number;
+  rateLimit: { requestsPerSecond: number; queueMaxRequests: number };
+  breaker: {
+    enabled: boolean;
+    errorThresholdPercentage: number;
+    volumeThreshold: number;
+    resetTimeoutMs: number;
+    rollingWindowMs: number;
+  };
+}
+
+/** Reads a config the runtime already validated against tfServingConfigSpec. */
+export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
+  const version = config.getOptionalNumber('tfserving.model.version');
+  const label = config.getOptionalString('tfserving.model.version.label');
+  const model: InferenceSettings['model'] = {
+    name: config.getString('tfserving.model.name'),
+    signatureName: config.getString('tfserving.signature.name'),
+  };
+  if (version !== undefined) model.version = version;
+  if (label !== undefined) model.versionLabel = label;
+  const tlsFile = (key: string) => config.getOptionalString(key);
+  const outputEntries = config.getList('output.fields');
+  return {
+    target: config.getString('tfserving.target'),
+    model,
+    deadlineMs: config.getNumber('tfserving.deadline.ms'),
+    startupTimeoutMs: config.getNumber('tfserving.startup.timeout.ms'),
+    tls: config.getBoolean('tfserving.tls.enable')
+      ? {
+          ...(tlsFile('tfserving.tls.ca.file') ? { caFile: tlsFile('tfserving.tls.ca.file')! } : {}),
+          ...(tlsFile('tfserving.tls.cert.file') ? { certFile: tlsFile('tfserving.tls.cert.file')! } : {}),
+          ...(tlsFile('tfserving.tls.key.file') ? { keyFile: tlsFile('tfserving.tls.key.file')! } : {}),
+        }
+      : false,
+    maxSendMessageBytes: config.getNumber('tfserving.max.send.message.bytes'),
+    maxReceiveMessageBytes: config.getNumber('tfserving.max.receive.message.bytes'),
+    statusPolicy: StatusPolicy.fromConfig(config.getList('tfserving.status.policy')),
+    inputMapping: new Map(parsePairs(config.getList('input.mapping'), '').pairs.map((p) => [p.left, p.right])),
+    inputFileFields: new Set(config.getList('input.file.fields')),
+    inputFileBaseDir: config.getOptionalString('input.file.base.dir'),
+    outputFields:
+      outputEntries.length === 0
+        ? undefined
+        : new Map(parsePairs(outputEntries, '', avroFieldName).pairs.map((p) => [p.left, p.right])),
+    metadataFields: parsePairs(config.getList('output.metadata.fields'), '', (k) => METADATA_KINDS[k as MetadataKind])
+      .pairs.filter((p) => p.left in METADATA_KINDS)
+      .map((p) => ({ kind: p.left as MetadataKind, field: p.right })),
+    batch: {
+      maxRecords: config.getNumber('batch.max.records'),
+      maxBytes: config.getNumber('batch.max.bytes'),
+      maxWaitMs: config.getNumber('batch.max.wait.ms'),
+    },
+    maxInFlight: config.getNumber('max.in.flight.requests'),
+    rateLimit: {
+      requestsPerSecond: config.getNumber('rate.limit.requests.per.second'),
+      queueMaxRequests: config.getNumber('rate.limit.queue.max.requests'),
+    },
+    breaker: {
+      enabled: config.getBoolean('breaker.enable'),
+      errorThresholdPercentage: config.getNumber('breaker.error.threshold.percentage'),
+      volumeThreshold: config.getNumber('breaker.volume.threshold'),
+      resetTimeoutMs: config.getNumber('breaker.reset.timeout.ms'),
+      rollingWindowMs: config.getNumber('breaker.rolling.window.ms'),
+    },
+  };
+}
