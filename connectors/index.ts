@@ -5,4 +5,8 @@ import { fileSinkPlugin } from './file/file-sink.js';
 import { fileSourcePlugin } from './file/file-source.js';
 import { passThroughPlugin } from './passthrough/passthrough.js';
 
-export const builtinPlugins: readonly ConnectorPlugin[] = [fileSourcePlugin, fileSinkPlugin, passThroughPlugin];
+export const builtinPlugins: readonly ConnectorPlugin[] = [
+  fileSourcePlugin,
+  fileSinkPlugin,
+  passThroughPlugin,
+];

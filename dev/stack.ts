@@ -109,7 +109,10 @@ function ensureApicurio(): string {
   return home;
 }
 
-/** Apicurio Registry 3.x is compiled for Java 21; Kafka runs on the default Java 17+. */
+/**
+ * The oldest installed Java of at least `minimumMajor`: Kafka runs on Java 17, Apicurio Registry
+ * 3.x needs 21+.
+ */
 function findJava(minimumMajor: number): string {
   const candidates = [
     process.env.INFER_CONNECT_JAVA_HOME,
@@ -123,7 +126,7 @@ function findJava(minimumMajor: number): string {
     const out = spawnSync(bin, ['-version'], { encoding: 'utf8' }).stderr ?? '';
     const match = /version "(\d+)/.exec(out);
     const major = match ? Number(match[1]) : 0;
-    if (major >= minimumMajor && (!best || major > best.major)) best = { bin, major };
+    if (major >= minimumMajor && (!best || major < best.major)) best = { bin, major };
   }
   if (!best) {
     throw new Error(
@@ -240,11 +243,15 @@ async function waitHealthy(name: ServiceName, timeoutMs: number): Promise<void> 
     if (result.healthy) return;
     last = result.detail ?? '';
     if (!isOurs(readPidFile(pidFile(name)))) {
-      throw new Error(`${name} exited during start-up; last lines of ${logFile(name)}:\n${tail(logFile(name))}`);
+      throw new Error(
+        `${name} exited during start-up; last lines of ${logFile(name)}:\n${tail(logFile(name))}`,
+      );
     }
     await sleep(500);
   }
-  throw new Error(`${name} did not become healthy within ${timeoutMs / 1000}s (${last}); see ${logFile(name)}`);
+  throw new Error(
+    `${name} did not become healthy within ${timeoutMs / 1000}s (${last}); see ${logFile(name)}`,
+  );
 }
 
 function tail(file: string, lines = 30): string {
@@ -289,9 +296,13 @@ function startKafka(libs: string): void {
   const java = findJava(17);
   const log4j = `-Dlog4j2.configurationFile=${join(repoRoot, 'dev', 'kafka', 'log4j2.properties')}`;
   const clusterId = randomBytes(16).toString('base64url');
-  run(java, ['-cp', `${libs}/*`, log4j, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties], {
-    what: 'formatting the Kafka storage',
-  });
+  run(
+    java,
+    ['-cp', `${libs}/*`, log4j, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties],
+    {
+      what: 'formatting the Kafka storage',
+    },
+  );
   startDetached({
     command: [java, '-Xms256m', '-Xmx1g', '-cp', `${libs}/*`, log4j, 'kafka.Kafka', properties],
     marker: properties,
@@ -329,7 +340,9 @@ async function configureSchemaRegistry(): Promise<void> {
     body: JSON.stringify({ compatibility: 'BACKWARD' }),
   });
   if (!response.ok) {
-    throw new Error(`setting the registry's default compatibility failed: HTTP ${response.status} ${await response.text()}`);
+    throw new Error(
+      `setting the registry's default compatibility failed: HTTP ${response.status} ${await response.text()}`,
+    );
   }
 }
 
@@ -363,7 +376,8 @@ export async function up(): Promise<Record<ServiceName, ServiceStatus>> {
   mkdirSync(runDir, { recursive: true });
   const before = await status();
   for (const [name, s] of Object.entries(before)) {
-    if (s.healthy && s.pid === null) log(`${name}: something not started by this stack already answers at ${s.url}; using it`);
+    if (s.healthy && s.pid === null)
+      log(`${name}: something not started by this stack already answers at ${s.url}; using it`);
   }
   const starting: Promise<void>[] = [];
   if (!before.kafka.healthy) {
@@ -403,12 +417,16 @@ export async function down(): Promise<void> {
 function printTable(s: Record<ServiceName, ServiceStatus>): void {
   for (const [name, v] of Object.entries(s)) {
     const state = v.healthy ? 'healthy' : 'DOWN';
-    process.stdout.write(`${name.padEnd(15)} ${state.padEnd(8)} ${v.url}${v.pid ? `  (pid ${v.pid})` : ''}\n`);
+    process.stdout.write(
+      `${name.padEnd(15)} ${state.padEnd(8)} ${v.url}${v.pid ? `  (pid ${v.pid})` : ''}\n`,
+    );
   }
 }
 
 async function main(argv: string[]): Promise<void> {
-  const program = new Command('stack').description('Manage the local dev stack (Kafka, registry, model server)');
+  const program = new Command('stack').description(
+    'Manage the local dev stack (Kafka, registry, model server)',
+  );
   program
     .command('up')
     .description('start every service that is not already running and wait until each answers')
@@ -418,10 +436,7 @@ async function main(argv: string[]): Promise<void> {
       printTable(s);
       log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     });
-  program
-    .command('down')
-    .description('stop the services this stack started (by pid)')
-    .action(down);
+  program.command('down').description('stop the services this stack started (by pid)').action(down);
   program
     .command('status')
     .description('show each service and whether it answers')
@@ -439,7 +454,9 @@ async function main(argv: string[]): Promise<void> {
     .action((options: { eval?: boolean }) => {
       ensureModels();
       if (options.eval) {
-        const metrics = JSON.parse(readFileSync(join(paths.modelBase, 'census', '1', 'assets.extra', 'metrics.json'), 'utf8')) as {
+        const metrics = JSON.parse(
+          readFileSync(join(paths.modelBase, 'census', '1', 'assets.extra', 'metrics.json'), 'utf8'),
+        ) as {
           accuracy: number;
           test_rows: number;
         };
@@ -457,4 +474,3 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     process.exit(1);
   });
 }
-

@@ -9,7 +9,11 @@
 // close clients, close HTTP) and exit 0, or exit 1 if the drain outlives its deadline.
 import { Command } from 'commander';
 import { builtinPlugins } from '../connectors/index.js';
-import { connectorSpecFor, parseConnectorConfig, readConnectorConfigFile } from './config/connector-config.js';
+import {
+  connectorSpecFor,
+  parseConnectorConfig,
+  readConnectorConfigFile,
+} from './config/connector-config.js';
 import { formatProblems } from './config/validation-report.js';
 import { readWorkerConfigFile } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
@@ -100,7 +104,16 @@ function validate(file: string): number {
 function listPlugins(json: boolean): void {
   if (json) {
     process.stdout.write(
-      `${JSON.stringify(builtinPlugins.map((p) => ({ class: p.name, type: p.kind, version: p.version, aliases: p.aliases ?? [] })), null, 2)}\n`,
+      `${JSON.stringify(
+        builtinPlugins.map((p) => ({
+          class: p.name,
+          type: p.kind,
+          version: p.version,
+          aliases: p.aliases ?? [],
+        })),
+        null,
+        2,
+      )}\n`,
     );
     return;
   }
@@ -137,6 +150,8 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv).catch((error: unknown) => {
-  process.stderr.write(`${error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))}\n`);
+  process.stderr.write(
+    `${error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))}\n`,
+  );
   process.exit(1);
 });

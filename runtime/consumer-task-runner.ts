@@ -103,7 +103,6 @@ export class ConsumerTaskRunner implements TaskRunner {
   }
 
   async start(): Promise<void> {
-    const { deps } = this;
     try {
       this.task = this.createTask();
       await this.task.start?.();
@@ -172,7 +171,11 @@ export class ConsumerTaskRunner implements TaskRunner {
 
     const dlqTopic = config.getOptionalString('errors.deadletterqueue.topic.name');
     if (dlqTopic) {
-      await this.ensureTopic(dlqTopic, 1, config.getNumber('errors.deadletterqueue.topic.replication.factor'));
+      await this.ensureTopic(
+        dlqTopic,
+        1,
+        config.getNumber('errors.deadletterqueue.topic.replication.factor'),
+      );
       this.dlq = new DeadLetterQueue({
         topic: dlqTopic,
         producer: this.producer,
@@ -257,7 +260,9 @@ export class ConsumerTaskRunner implements TaskRunner {
       } finally {
         await admin.disconnect();
       }
-      const found = pattern ? existing.filter((t) => pattern.test(t)) : wanted.filter((t) => existing.includes(t));
+      const found = pattern
+        ? existing.filter((t) => pattern.test(t))
+        : wanted.filter((t) => existing.includes(t));
       if (pattern ? found.length > 0 : found.length === wanted.length) return found;
       if (!logged) {
         this.deps.logger.info(
@@ -291,13 +296,20 @@ export class ConsumerTaskRunner implements TaskRunner {
     try {
       const existing = await admin.listTopics();
       if (existing.includes(topic)) return;
-      await admin.createTopics({ topics: [{ topic, numPartitions, replicationFactor }], waitForLeaders: true });
+      await admin.createTopics({
+        topics: [{ topic, numPartitions, replicationFactor }],
+        waitForLeaders: true,
+      });
       this.deps.logger.info({ topic, numPartitions, replicationFactor }, 'created topic');
     } catch (cause) {
-      throw new FatalError('TOPIC_CREATE_FAILED', `could not create topic "${topic}": ${(cause as Error).message}`, {
-        cause,
-        stage: 'TASK_START',
-      });
+      throw new FatalError(
+        'TOPIC_CREATE_FAILED',
+        `could not create topic "${topic}": ${(cause as Error).message}`,
+        {
+          cause,
+          stage: 'TASK_START',
+        },
+      );
     } finally {
       await admin.disconnect();
     }
@@ -325,7 +337,10 @@ export class ConsumerTaskRunner implements TaskRunner {
           resolveOffset(last);
           this.redeliveryAttempts.delete(`${topic}:${partition}`);
           const lag = Number(batch.highWatermark) - Number(last) - 1;
-          this.deps.metrics.consumerLag.set({ ...this.labels, topic, partition: String(partition) }, Math.max(0, lag));
+          this.deps.metrics.consumerLag.set(
+            { ...this.labels, topic, partition: String(partition) },
+            Math.max(0, lag),
+          );
           await commitOffsetsIfNecessary();
           break;
         }
@@ -384,7 +399,10 @@ export class ConsumerTaskRunner implements TaskRunner {
           };
         }
         metrics.retries.inc(this.labels);
-        this.deps.logger.debug({ err: error, attempt, delayMs, topic, partition }, 'transient failure; retrying');
+        this.deps.logger.debug(
+          { err: error, attempt, delayMs, topic, partition },
+          'transient failure; retrying',
+        );
         if (!(await this.sleepWithHeartbeat(delayMs, heartbeat))) return { kind: 'stopped' };
       }
     }
@@ -447,7 +465,12 @@ export class ConsumerTaskRunner implements TaskRunner {
           results.forEach((result, j) => {
             if (result === undefined) return;
             if (outcomeOf(result) !== 'fail-record') throw result;
-            failures.push({ index: recordIndex[j]!, error: result, stage: 'TASK_PUT', className: plugin.name });
+            failures.push({
+              index: recordIndex[j]!,
+              error: result,
+              stage: 'TASK_PUT',
+              className: plugin.name,
+            });
           });
         }
         await sink.flush?.();
@@ -463,7 +486,9 @@ export class ConsumerTaskRunner implements TaskRunner {
     if (failures.length > 0 && !this.tolerateAll) firstBad = failures[0];
     const cutoff = firstBad ? firstBad.index : chunk.length;
     const messages = encoded.filter((m) => m.index < cutoff);
-    const letters = firstBad ? [] : failures.map((f) => this.deadLetter(topic, partition, chunk[f.index]!, f));
+    const letters = firstBad
+      ? []
+      : failures.map((f) => this.deadLetter(topic, partition, chunk[f.index]!, f));
 
     await this.send(messages);
     if (letters.length > 0) {
@@ -511,7 +536,9 @@ export class ConsumerTaskRunner implements TaskRunner {
         for (const output of outputs) {
           stage = 'KEY_CONVERTER';
           const key =
-            output.rawKey !== undefined ? output.rawKey : keyConverter.fromConnect(output.topic, output.key ?? null);
+            output.rawKey !== undefined
+              ? output.rawKey
+              : keyConverter.fromConnect(output.topic, output.key ?? null);
           stage = 'VALUE_CONVERTER';
           const value = valueConverter.fromConnect(output.topic, output.value, output.valueSchema);
           out.push({
@@ -592,14 +619,22 @@ export class ConsumerTaskRunner implements TaskRunner {
           topic,
           partition,
           offset: message.offset,
-          ...(this.logMessages ? { key: message.key?.toString('base64'), value: message.value?.toString('base64') } : {}),
+          ...(this.logMessages
+            ? { key: message.key?.toString('base64'), value: message.value?.toString('base64') }
+            : {}),
         },
         'error processing record',
       );
     }
   }
 
-  private pauseForRedelivery(topic: string, partition: number, offset: string, delayMs: number, error: Error): void {
+  private pauseForRedelivery(
+    topic: string,
+    partition: number,
+    offset: string,
+    delayMs: number,
+    error: Error,
+  ): void {
     const consumer = this.consumer;
     if (!consumer || this.abort.signal.aborted) return;
     const key = `${topic}:${partition}`;
@@ -616,7 +651,8 @@ export class ConsumerTaskRunner implements TaskRunner {
       setTimeout(() => {
         this.redeliveryPauses.delete(key);
         this.deps.metrics.pausedPartitions.set(this.labels, this.redeliveryPauses.size);
-        if (!this.userPaused && !this.abort.signal.aborted) consumer.resume([{ topic, partitions: [partition] }]);
+        if (!this.userPaused && !this.abort.signal.aborted)
+          consumer.resume([{ topic, partitions: [partition] }]);
       }, delayMs),
     );
   }
@@ -715,4 +751,3 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
     clearTimeout(timer);
   }
 }
-

@@ -79,7 +79,9 @@ export function traceOf(error: unknown): string {
     if (current instanceof Error) {
       const code = current instanceof ConnectError ? ` [${current.code}]` : '';
       const frames = (current.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
-      parts.push(`${prefix}${current.name}${code}: ${current.message}${frames.length ? `\n${frames.join('\n')}` : ''}`);
+      parts.push(
+        `${prefix}${current.name}${code}: ${current.message}${frames.length ? `\n${frames.join('\n')}` : ''}`,
+      );
       current = current.cause;
     } else {
       parts.push(`${prefix}${String(current)}`);

@@ -76,7 +76,10 @@ export interface Herder {
   patchConnectorConfig(name: string, patch: Record<string, unknown>): Promise<ConnectorInfo>;
   deleteConnector(name: string): Promise<void>;
 
-  restartConnector(name: string, options: { includeTasks: boolean; onlyFailed: boolean }): Promise<ConnectorStateInfo>;
+  restartConnector(
+    name: string,
+    options: { includeTasks: boolean; onlyFailed: boolean },
+  ): Promise<ConnectorStateInfo>;
   restartTask(name: string, task: number): Promise<void>;
   pauseConnector(name: string): Promise<void>;
   resumeConnector(name: string): Promise<void>;

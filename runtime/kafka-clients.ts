@@ -26,7 +26,7 @@ const PRODUCER_PROPERTIES: Record<string, Translation> = {
   'enable.idempotence': ['idempotent', bool],
   'max.in.flight.requests.per.connection': ['maxInFlightRequests', integer],
   'transaction.timeout.ms': ['transactionTimeout', integer],
-  'acks': ['acks', (v) => (v === 'all' ? -1 : integer(v))],
+  acks: ['acks', (v) => (v === 'all' ? -1 : integer(v))],
 };
 
 /** Translates Java client property names to kafkajs options; unknown names are a config error. */

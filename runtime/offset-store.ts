@@ -40,7 +40,10 @@ export class FileOffsetStore {
   }
 
   /** Replaces a connector's offsets (REST PATCH/DELETE /offsets, connector STOPPED). */
-  replace(connector: string, offsets: Array<{ partition: SourcePartition; offset: SourceOffset | null }>): void {
+  replace(
+    connector: string,
+    offsets: Array<{ partition: SourcePartition; offset: SourceOffset | null }>,
+  ): void {
     const forConnector = (this.data[connector] ??= {});
     for (const { partition, offset } of offsets) {
       if (offset === null) delete forConnector[partitionKey(partition)];

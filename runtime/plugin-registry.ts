@@ -16,7 +16,8 @@ export class PluginRegistry {
   register(plugin: ConnectorPlugin): this {
     for (const name of [plugin.name, ...(plugin.aliases ?? [])]) {
       const existing = this.byName.get(name);
-      if (existing) throw new Error(`plugin name "${name}" of ${plugin.name} is already taken by ${existing.name}`);
+      if (existing)
+        throw new Error(`plugin name "${name}" of ${plugin.name} is already taken by ${existing.name}`);
     }
     for (const name of [plugin.name, ...(plugin.aliases ?? [])]) this.byName.set(name, plugin);
     this.plugins.push(plugin);

@@ -2,7 +2,13 @@
 // partition's offset once Kafka acknowledged the records up to it (at-least-once: after a crash
 // the task resumes from the last stored offset, so records since then may be produced twice).
 import { Partitioners, type Message, type Producer } from 'kafkajs';
-import type { SourceRecord, SourceRecordFailure, SourceTask, SourcePlugin, SourceTaskContext } from './api.js';
+import type {
+  SourceRecord,
+  SourceRecordFailure,
+  SourceTask,
+  SourcePlugin,
+  SourceTaskContext,
+} from './api.js';
 import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, outcomeOf, RetriableError, traceOf } from './errors.js';
@@ -74,12 +80,18 @@ export class SourceTaskRunner implements TaskRunner {
       this.producer = deps.kafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
         allowAutoTopicCreation: false,
-        ...kafkaClientOverrides({ ...deps.settings.producerOverrides, ...deps.config.withPrefix('producer.override.') }),
+        ...kafkaClientOverrides({
+          ...deps.settings.producerOverrides,
+          ...deps.config.withPrefix('producer.override.'),
+        }),
       });
       await this.producer.connect();
       const dlqTopic = deps.config.getOptionalString('errors.deadletterqueue.topic.name');
       if (dlqTopic) {
-        await this.ensureTopic(dlqTopic, deps.config.getNumber('errors.deadletterqueue.topic.replication.factor'));
+        await this.ensureTopic(
+          dlqTopic,
+          deps.config.getNumber('errors.deadletterqueue.topic.replication.factor'),
+        );
         this.dlq = new DeadLetterQueue({
           topic: dlqTopic,
           producer: this.producer,
@@ -181,7 +193,10 @@ export class SourceTaskRunner implements TaskRunner {
       try {
         await this.ensureTopic(item.topic, -1);
         await deps.valueConverter.prepareEncode?.(item.topic, item.valueSchema);
-        const key = item.rawKey !== undefined ? item.rawKey : deps.keyConverter.fromConnect(item.topic, item.key ?? null);
+        const key =
+          item.rawKey !== undefined
+            ? item.rawKey
+            : deps.keyConverter.fromConnect(item.topic, item.key ?? null);
         const value = deps.valueConverter.fromConnect(item.topic, item.value, item.valueSchema);
         messages.push({
           topic: item.topic,
@@ -252,7 +267,9 @@ export class SourceTaskRunner implements TaskRunner {
         this.deps.logger.warn({ err: error, attempt, delay }, 'producing source records failed; retrying');
         // A stop during the retry gives up on this poll: its offsets are not stored, so a restart re-reads it.
         if (!(await this.sleep(delay, signal))) {
-          throw new RetriableError('KAFKA_PRODUCE_FAILED', 'stopped while retrying a failed produce', { cause: error });
+          throw new RetriableError('KAFKA_PRODUCE_FAILED', 'stopped while retrying a failed produce', {
+            cause: error,
+          });
         }
       }
     }
@@ -273,7 +290,10 @@ export class SourceTaskRunner implements TaskRunner {
     await admin.connect();
     try {
       if (!(await admin.listTopics()).includes(topic)) {
-        await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor }], waitForLeaders: true });
+        await admin.createTopics({
+          topics: [{ topic, numPartitions: 1, replicationFactor }],
+          waitForLeaders: true,
+        });
         this.deps.logger.info({ topic }, 'created topic');
       }
       this.knownTopics.add(topic);
@@ -313,7 +333,9 @@ export class SourceTaskRunner implements TaskRunner {
     } catch (error) {
       this.deps.logger.error({ err: error }, 'storing source offsets failed');
     }
-    await this.task?.stop?.().catch((error: unknown) => this.deps.logger.warn({ err: error }, 'task stop failed'));
+    await this.task
+      ?.stop?.()
+      .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'task stop failed'));
     await this.producer?.disconnect().catch(() => undefined);
   }
 }

@@ -8,7 +8,12 @@ import type { Registry } from 'prom-client';
 import type { ConnectorPlugin } from './api.js';
 import { maskSecrets, type ParsedConfig } from './config/config-spec.js';
 import { connectorSpecFor, parseConnectorConfig, topicsPattern } from './config/connector-config.js';
-import { describeSpec, validationReport, type ConfigInfos, type ConfigKeyInfo } from './config/validation-report.js';
+import {
+  describeSpec,
+  validationReport,
+  type ConfigInfos,
+  type ConfigKeyInfo,
+} from './config/validation-report.js';
 import { createConverter } from './converters/index.js';
 import type { Converter, ConverterName } from './converters/converter.js';
 import { CachedSchemaRegistry } from './converters/schema-registry.js';
@@ -71,7 +76,9 @@ export class Worker implements Herder {
     this.workerId = options.workerId;
     this.metrics = new RuntimeMetrics(options.metricsRegistry);
     this.offsets = new FileOffsetStore(options.offsetStoreFile);
-    this.schemaRegistry = options.schemaRegistryUrl ? new CachedSchemaRegistry(options.schemaRegistryUrl) : undefined;
+    this.schemaRegistry = options.schemaRegistryUrl
+      ? new CachedSchemaRegistry(options.schemaRegistryUrl)
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -90,7 +97,8 @@ export class Worker implements Herder {
     this.stopping ??= (async () => {
       const results = await Promise.allSettled([...this.connectors.values()].map((c) => this.stopTasks(c)));
       const failed = results.filter((r) => r.status === 'rejected');
-      if (failed.length > 0) this.options.logger.warn({ failed: failed.length }, 'some tasks did not stop cleanly');
+      if (failed.length > 0)
+        this.options.logger.warn({ failed: failed.length }, 'some tasks did not stop cleanly');
     })();
     return this.stopping;
   }
@@ -105,7 +113,10 @@ export class Worker implements Herder {
   health() {
     if (this.stopping) return { status: 'unhealthy' as const, message: 'Worker is shutting down' };
     if (!this.started) return { status: 'starting' as const, message: 'Worker is still starting up' };
-    return { status: 'healthy' as const, message: 'Worker has completed startup and is ready to handle requests.' };
+    return {
+      status: 'healthy' as const,
+      message: 'Worker has completed startup and is ready to handle requests.',
+    };
   }
 
   connectorNames(): string[] {
@@ -181,7 +192,8 @@ export class Worker implements Herder {
     allowReplace: boolean,
   ): Promise<{ created: boolean; info: ConnectorInfo }> {
     const existing = this.connectors.get(name);
-    if (existing && !allowReplace) throw new HerderError(409, 'CONNECTOR_EXISTS', `Connector ${name} already exists`);
+    if (existing && !allowReplace)
+      throw new HerderError(409, 'CONNECTOR_EXISTS', `Connector ${name} already exists`);
     const { plugin, parsed, submitted } = this.parse(name, config);
     if (existing) await this.stopTasks(existing);
     const entry: ConnectorEntry = {
@@ -193,7 +205,10 @@ export class Worker implements Herder {
       runners: [],
     };
     this.connectors.set(name, entry);
-    this.options.logger.info({ connector: name, config: this.maskedConfig(entry) }, existing ? 'connector updated' : 'connector created');
+    this.options.logger.info(
+      { connector: name, config: this.maskedConfig(entry) },
+      existing ? 'connector updated' : 'connector created',
+    );
     if (entry.target !== 'STOPPED') await this.startTasks(entry);
     return { created: !existing, info: this.connectorInfo(name) };
   }
@@ -227,7 +242,9 @@ export class Worker implements Herder {
       if (!options.onlyFailed || entry.failure) entry.failure = undefined;
       return this.connectorStatus(name);
     }
-    const restart = entry.runners.filter((r) => !options.onlyFailed || r.state === 'FAILED').map((r) => r.taskId);
+    const restart = entry.runners
+      .filter((r) => !options.onlyFailed || r.state === 'FAILED')
+      .map((r) => r.taskId);
     await Promise.all(restart.map((id) => this.restartTask(name, id)));
     return this.connectorStatus(name);
   }
@@ -291,7 +308,11 @@ export class Worker implements Herder {
   async alterConnectorOffsets(name: string, body: ConnectorOffsets): Promise<string> {
     const entry = this.requireStopped(name);
     if (!body || !Array.isArray(body.offsets)) {
-      throw new HerderError(400, 'BAD_REQUEST_BODY', 'The request body must be {"offsets": [{"partition": {...}, "offset": {...}}]}');
+      throw new HerderError(
+        400,
+        'BAD_REQUEST_BODY',
+        'The request body must be {"offsets": [{"partition": {...}, "offset": {...}}]}',
+      );
     }
     if (entry.plugin.kind === 'source') {
       this.offsets.replace(
@@ -308,7 +329,11 @@ export class Worker implements Herder {
       const topic = partition.kafka_topic;
       const number = partition.kafka_partition;
       const value = offset?.kafka_offset;
-      if (typeof topic !== 'string' || typeof number !== 'number' || (offset !== null && typeof value !== 'number')) {
+      if (
+        typeof topic !== 'string' ||
+        typeof number !== 'number' ||
+        (offset !== null && typeof value !== 'number')
+      ) {
         throw new HerderError(
           400,
           'BAD_REQUEST_BODY',
@@ -333,7 +358,8 @@ export class Worker implements Herder {
     else {
       await this.withAdmin(async (admin) => {
         const groups = await admin.listGroups();
-        if (groups.groups.some((g) => g.groupId === `connect-${name}`)) await admin.deleteGroups([`connect-${name}`]);
+        if (groups.groups.some((g) => g.groupId === `connect-${name}`))
+          await admin.deleteGroups([`connect-${name}`]);
       });
     }
     return 'The offsets for this connector have been reset successfully';
@@ -344,10 +370,15 @@ export class Worker implements Herder {
   private parse(name: string, config: Record<string, unknown>) {
     const className = config['connector.class'];
     if (typeof className !== 'string' || className === '') {
-      throw new HerderError(400, 'CONFIG_INVALID', `Connector config for ${name} is missing "connector.class"`);
+      throw new HerderError(
+        400,
+        'CONFIG_INVALID',
+        `Connector config for ${name} is missing "connector.class"`,
+      );
     }
     const plugin = this.options.plugins.find(className);
-    if (!plugin) throw new HerderError(400, 'PLUGIN_NOT_FOUND', this.options.plugins.unknownPluginMessage(className));
+    if (!plugin)
+      throw new HerderError(400, 'PLUGIN_NOT_FOUND', this.options.plugins.unknownPluginMessage(className));
     const withName = { ...config, name };
     const { config: parsed, problems } = parseConnectorConfig(plugin, withName);
     if (!parsed) {
@@ -359,13 +390,15 @@ export class Worker implements Herder {
       );
     }
     const submitted: Record<string, string> = {};
-    for (const [k, v] of Object.entries(withName)) if (v !== null && v !== undefined) submitted[k] = String(v);
+    for (const [k, v] of Object.entries(withName))
+      if (v !== null && v !== undefined) submitted[k] = String(v);
     return { plugin, parsed, submitted };
   }
 
   private plugin(name: string): ConnectorPlugin {
     const plugin = this.options.plugins.find(name);
-    if (!plugin) throw new HerderError(404, 'PLUGIN_NOT_FOUND', this.options.plugins.unknownPluginMessage(name));
+    if (!plugin)
+      throw new HerderError(404, 'PLUGIN_NOT_FOUND', this.options.plugins.unknownPluginMessage(name));
     return plugin;
   }
 

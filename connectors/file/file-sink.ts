@@ -15,7 +15,12 @@ import {
 } from '../../runtime/api.js';
 
 export const fileSinkConfig = defineConfig([
-  { name: 'file', type: 'string', importance: 'high', documentation: 'Path of the JSON-lines file to append to.' },
+  {
+    name: 'file',
+    type: 'string',
+    importance: 'high',
+    documentation: 'Path of the JSON-lines file to append to.',
+  },
   {
     name: 'include.metadata',
     type: 'boolean',
@@ -30,7 +35,12 @@ export const fileSinkConfig = defineConfig([
 function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === 'bigint') return v.toString();
-    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+    if (
+      v &&
+      typeof v === 'object' &&
+      (v as { type?: string }).type === 'Buffer' &&
+      Array.isArray((v as { data?: unknown }).data)
+    ) {
       return Buffer.from((v as { data: number[] }).data).toString('base64');
     }
     return v;
@@ -55,10 +65,14 @@ class FileSinkTask implements SinkTask {
       await mkdir(dirname(this.path), { recursive: true });
       this.handle = await open(this.path, 'a');
     } catch (cause) {
-      throw new FatalError('CONFIG_INVALID', `cannot open "${this.path}" for appending: ${(cause as Error).message}`, {
-        cause,
-        stage: 'TASK_START',
-      });
+      throw new FatalError(
+        'CONFIG_INVALID',
+        `cannot open "${this.path}" for appending: ${(cause as Error).message}`,
+        {
+          cause,
+          stage: 'TASK_START',
+        },
+      );
     }
   }
 

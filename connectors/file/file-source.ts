@@ -81,14 +81,16 @@ function fieldParser(name: string, type: avro.Type): (text: string) => unknown {
     case 'int':
     case 'long':
       return (text) => {
-        if (!/^-?\d+$/.test(text.trim())) throw new Error(`field "${name}" must be a whole number, got "${text}"`);
+        if (!/^-?\d+$/.test(text.trim()))
+          throw new Error(`field "${name}" must be a whole number, got "${text}"`);
         return Number(text);
       };
     case 'float':
     case 'double':
       return (text) => {
         const n = Number(text);
-        if (text.trim() === '' || Number.isNaN(n)) throw new Error(`field "${name}" must be a number, got "${text}"`);
+        if (text.trim() === '' || Number.isNaN(n))
+          throw new Error(`field "${name}" must be a number, got "${text}"`);
         return n;
       };
     case 'boolean':
@@ -104,7 +106,9 @@ function fieldParser(name: string, type: avro.Type): (text: string) => unknown {
       return (text) => Buffer.from(text, 'base64');
     default:
       return () => {
-        throw new Error(`field "${name}" has Avro type ${typeName}, which CSV input cannot fill; use format=jsonl`);
+        throw new Error(
+          `field "${name}" has Avro type ${typeName}, which CSV input cannot fill; use format=jsonl`,
+        );
       };
   }
 }
@@ -152,7 +156,10 @@ class FileSourceTask implements SourceTask {
       );
     }
     if (this.type.typeName !== 'record') {
-      throw new FatalError('CONFIG_INVALID', `value.schema.file "${this.schemaFile}" must define a record schema`);
+      throw new FatalError(
+        'CONFIG_INVALID',
+        `value.schema.file "${this.schemaFile}" must define a record schema`,
+      );
     }
     try {
       this.handle = await open(this.path, 'r');
@@ -194,7 +201,13 @@ class FileSourceTask implements SourceTask {
       }
       try {
         const value = this.format === 'csv' ? this.fromCsv(line.text) : this.fromJson(line.text);
-        out.push({ topic: this.topic, value, valueSchema: this.type, sourcePartition: partition, sourceOffset: offset });
+        out.push({
+          topic: this.topic,
+          value,
+          valueSchema: this.type,
+          sourcePartition: partition,
+          sourceOffset: offset,
+        });
       } catch (cause) {
         out.push({
           error: new RecordError(
@@ -270,7 +283,10 @@ class FileSourceTask implements SourceTask {
       const { bytesRead } = await this.handle!.read(chunk, 0, chunk.length, this.readPosition);
       if (bytesRead === 0) return undefined;
       this.readPosition += bytesRead;
-      this.pending = this.pending.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([this.pending, chunk.subarray(0, bytesRead)]);
+      this.pending =
+        this.pending.length === 0
+          ? chunk.subarray(0, bytesRead)
+          : Buffer.concat([this.pending, chunk.subarray(0, bytesRead)]);
     }
   }
 }

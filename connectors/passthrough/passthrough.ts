@@ -1,7 +1,12 @@
 // PassThrough: a processor that writes every record unchanged (same key bytes, same value and
 // Avro schema) to `output.topic`. It measures the runtime's own cost (consume, decode, encode,
 // produce, commit) in benchmarks and serves as the smallest example of a processor.
-import { defineConfig, type ProcessorPlugin, type ProcessorTask, type TaskContext } from '../../runtime/api.js';
+import {
+  defineConfig,
+  type ProcessorPlugin,
+  type ProcessorTask,
+  type TaskContext,
+} from '../../runtime/api.js';
 
 function createTask(context: TaskContext): ProcessorTask {
   const output = context.config.getString('output.topic');

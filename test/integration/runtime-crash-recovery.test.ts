@@ -14,7 +14,13 @@ async function prepareInput(topic: string): Promise<void> {
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+  await admin.createTopics({
+    topics: [
+      { topic, numPartitions: 3 },
+      { topic: `${topic}-out`, numPartitions: 3 },
+    ],
+    waitForLeaders: true,
+  });
   await admin.disconnect();
   const producer = kafka.producer();
   await producer.connect();
@@ -106,7 +112,9 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
         await exited(second);
       }
       const duplicates = output.total() - output.seen.size;
-      process.stderr.write(`      killed after ${killedAt} outputs; ${duplicates} duplicate(s) after restart\n`);
+      process.stderr.write(
+        `      killed after ${killedAt} outputs; ${duplicates} duplicate(s) after restart\n`,
+      );
       for (let i = 0; i < RECORDS; i++) expect(output.seen.has(`v${i}`), `v${i}`).to.equal(true);
     } finally {
       await output.stop();

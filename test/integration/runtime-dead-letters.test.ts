@@ -27,14 +27,21 @@ const row = (age: number) => ({
 /** Good records around four kinds of poison, all in one partition. */
 async function producePoisonedTopic(topic: string) {
   const registry = new SchemaRegistry({ host: registryUrl });
-  const { id } = await registry.register({ type: SchemaType.AVRO, schema: censusSchema }, { subject: `${topic}-value` });
+  const { id } = await registry.register(
+    { type: SchemaType.AVRO, schema: censusSchema },
+    { subject: `${topic}-value` },
+  );
   const good = async (age: number) => ({ key: `k${age}`, value: await registry.encode(id, row(age)) });
   const truncated = (await registry.encode(id, row(99))).subarray(0, 9);
   const unknownId = Buffer.from(await registry.encode(id, row(98)));
   unknownId.writeInt32BE(987654321, 1);
   const messages = [
     await good(20),
-    { key: 'bad-magic', value: Buffer.from([0x07, 0, 0, 0, 1, 2, 3]), headers: { origin: 'test' } as IHeaders },
+    {
+      key: 'bad-magic',
+      value: Buffer.from([0x07, 0, 0, 0, 1, 2, 3]),
+      headers: { origin: 'test' } as IHeaders,
+    },
     await good(21),
     { key: 'unknown-id', value: unknownId },
     await good(22),
@@ -94,7 +101,12 @@ describe('poison records in an Avro topic', function () {
       const dlq = await readAll(`${input}-dlq`, 4);
       const output = await readAll(`${input}-out`, 4);
       expect(output.map((m) => m.key?.toString())).to.deep.equal(['k20', 'k21', 'k22', 'k23']);
-      expect(dlq.map((m) => m.key?.toString())).to.deep.equal(['bad-magic', 'unknown-id', 'truncated', 'empty']);
+      expect(dlq.map((m) => m.key?.toString())).to.deep.equal([
+        'bad-magic',
+        'unknown-id',
+        'truncated',
+        'empty',
+      ]);
       for (const letter of dlq) {
         const original = sent.find((s) => s.key === letter.key?.toString())!;
         expect(Buffer.compare(letter.value ?? Buffer.alloc(0), original.value)).to.equal(0);
@@ -109,13 +121,14 @@ describe('poison records in an Avro topic', function () {
         expect(h('exception.message')).to.be.a('string').and.not.equal('');
         expect(h('exception.stacktrace')).to.contain('RecordError');
       }
-      const offsetOf = (key: string) => dlq.find((m) => m.key?.toString() === key)!.headers!['__connect.errors.offset']!.toString();
-      expect([offsetOf('bad-magic'), offsetOf('unknown-id'), offsetOf('truncated'), offsetOf('empty')]).to.deep.equal([
-        '1',
-        '3',
-        '5',
-        '6',
-      ]);
+      const offsetOf = (key: string) =>
+        dlq.find((m) => m.key?.toString() === key)!.headers!['__connect.errors.offset']!.toString();
+      expect([
+        offsetOf('bad-magic'),
+        offsetOf('unknown-id'),
+        offsetOf('truncated'),
+        offsetOf('empty'),
+      ]).to.deep.equal(['1', '3', '5', '6']);
       expect(dlq[0]!.headers!.origin?.toString()).to.equal('test');
       expect(dlq.map((m) => m.headers!['__connect.errors.error.code']!.toString())).to.deep.equal([
         'AVRO_MAGIC_BYTE',
@@ -170,7 +183,12 @@ describe('poison records in an Avro topic', function () {
         true,
       );
       const dlq = await readAll(`${input}-dlq`, 4);
-      expect(dlq.map((m) => m.key?.toString())).to.deep.equal(['bad-magic', 'unknown-id', 'truncated', 'empty']);
+      expect(dlq.map((m) => m.key?.toString())).to.deep.equal([
+        'bad-magic',
+        'unknown-id',
+        'truncated',
+        'empty',
+      ]);
       const output = await readAll(`${input}-out`, 4);
       expect(output.map((m) => m.key?.toString())).to.deep.equal(['k20', 'k21', 'k22', 'k23']);
       expect(worker.worker.connectorStatus('poison-none').tasks[0]!.state).to.equal('RUNNING');

@@ -7,14 +7,23 @@ import { startTestWorker, waitFor } from '../helpers/worker.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const trainCsv = join(repo, 'data/census/adult.train.csv');
-const integerColumns = new Set(['age', 'fnlwgt', 'education_num', 'capital_gain', 'capital_loss', 'hours_per_week']);
+const integerColumns = new Set([
+  'age',
+  'fnlwgt',
+  'education_num',
+  'capital_gain',
+  'capital_loss',
+  'hours_per_week',
+]);
 
 function expectedRows(): Array<Record<string, string | number>> {
   const [header, ...lines] = readFileSync(trainCsv, 'utf8').trimEnd().split('\n');
   const columns = parseCsvLine(header!);
   return lines.map((line) => {
     const cells = parseCsvLine(line);
-    return Object.fromEntries(columns.map((c, i) => [c, integerColumns.has(c) ? Number(cells[i]) : cells[i]!]));
+    return Object.fromEntries(
+      columns.map((c, i) => [c, integerColumns.has(c) ? Number(cells[i]) : cells[i]!]),
+    );
   });
 }
 

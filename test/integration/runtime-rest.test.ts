@@ -74,10 +74,21 @@ describe('the REST API of a running worker', function () {
 
   it('lists plugins and their config, and validates configs in Kafka Connect shape', async () => {
     const plugins = await call(base, 'GET', '/connector-plugins');
-    expect(plugins.json.map((p: { class: string }) => p.class)).to.include.members(['FileSource', 'FileSink', 'PassThrough']);
+    expect(plugins.json.map((p: { class: string }) => p.class)).to.include.members([
+      'FileSource',
+      'FileSink',
+      'PassThrough',
+    ]);
     const keys = await call(base, 'GET', '/connector-plugins/PassThrough/config');
-    expect(keys.json.map((k: { name: string }) => k.name)).to.include.members(['topics', 'output.topic', 'errors.tolerance']);
-    const valid = await call(base, 'PUT', '/connector-plugins/PassThrough/config/validate', { ...config(), name });
+    expect(keys.json.map((k: { name: string }) => k.name)).to.include.members([
+      'topics',
+      'output.topic',
+      'errors.tolerance',
+    ]);
+    const valid = await call(base, 'PUT', '/connector-plugins/PassThrough/config/validate', {
+      ...config(),
+      name,
+    });
     expect(valid.status).to.equal(200);
     expect(valid.json.error_count).to.equal(0);
     const invalid = await call(base, 'PUT', '/connector-plugins/PassThrough/config/validate', {
@@ -126,7 +137,9 @@ describe('the REST API of a running worker', function () {
     await waitFor(
       async () => {
         const s = await call(base, 'GET', `/connectors/${name}/status`);
-        return s.json.tasks?.length === 2 && s.json.tasks.every((t: { state: string }) => t.state === 'RUNNING');
+        return (
+          s.json.tasks?.length === 2 && s.json.tasks.every((t: { state: string }) => t.state === 'RUNNING')
+        );
       },
       30_000,
       'both tasks RUNNING',
@@ -136,7 +149,9 @@ describe('the REST API of a running worker', function () {
     const expanded = await call(base, 'GET', '/connectors?expand=status&expand=info');
     expect(expanded.json[name as never]).to.have.keys('status', 'info');
     expect((await call(base, 'GET', `/connectors/${name}`)).json.name).to.equal(name);
-    expect((await call(base, 'GET', `/connectors/${name}/config`)).json['output.topic']).to.equal(`${input}-out`);
+    expect((await call(base, 'GET', `/connectors/${name}/config`)).json['output.topic']).to.equal(
+      `${input}-out`,
+    );
     expect((await call(base, 'GET', `/connectors/${name}/tasks`)).json).to.have.length(2);
     expect((await call(base, 'GET', `/connectors/${name}/tasks/1/status`)).json.state).to.equal('RUNNING');
     expect((await call(base, 'GET', `/connectors/${name}/tasks/7/status`)).status).to.equal(404);
@@ -173,7 +188,9 @@ describe('the REST API of a running worker', function () {
     expect(sum('kafka_connect_task_error_total_record_errors')).to.equal(0);
     expect(families.some((f) => f.name === 'process_cpu_seconds_total')).to.equal(true);
     const lag = families.find((f) => f.name === 'infer_connect_consumer_lag')!;
-    expect(lag.metrics.filter((m) => m.labels?.connector === name).every((m) => Number(m.value) === 0)).to.equal(true);
+    expect(
+      lag.metrics.filter((m) => m.labels?.connector === name).every((m) => Number(m.value) === 0),
+    ).to.equal(true);
   });
 
   it('pauses, resumes, restarts, stops, alters and resets offsets, patches config and deletes', async () => {
@@ -182,7 +199,11 @@ describe('the REST API of a running worker', function () {
     expect((await call(base, 'PUT', `/connectors/${name}/resume`)).status).to.equal(202);
     expect((await call(base, 'GET', `/connectors/${name}/status`)).json.connector.state).to.equal('RUNNING');
     expect((await call(base, 'POST', `/connectors/${name}/tasks/0/restart`)).status).to.equal(204);
-    const restarted = await call(base, 'POST', `/connectors/${name}/restart?includeTasks=true&onlyFailed=false`);
+    const restarted = await call(
+      base,
+      'POST',
+      `/connectors/${name}/restart?includeTasks=true&onlyFailed=false`,
+    );
     expect(restarted.status).to.equal(202);
     expect((await call(base, 'PATCH', `/connectors/${name}/offsets`, { offsets: [] })).status).to.equal(409);
     expect((await call(base, 'PUT', `/connectors/${name}/stop`)).status).to.equal(202);
@@ -200,7 +221,9 @@ describe('the REST API of a running worker', function () {
     expect((await call(base, 'GET', `/connectors/${name}/offsets`)).json.offsets).to.deep.equal([]);
     const patched = await call(base, 'PATCH', `/connectors/${name}/config`, { 'tasks.max': '1' });
     expect(patched.status).to.equal(200);
-    expect((await call(base, 'PUT', `/connectors/${name}/config`, { ...config(), 'tasks.max': '1' })).status).to.equal(200);
+    expect(
+      (await call(base, 'PUT', `/connectors/${name}/config`, { ...config(), 'tasks.max': '1' })).status,
+    ).to.equal(200);
     expect((await call(base, 'DELETE', `/connectors/${name}`)).status).to.equal(204);
     expect((await call(base, 'GET', `/connectors/${name}`)).status).to.equal(404);
   });
@@ -212,7 +235,10 @@ describe('infer-connect validate', function () {
   const broken: Array<[string, unknown, string[]]> = [
     [
       'both-topic-settings.json',
-      { name: 'a', config: { 'connector.class': 'FileSink', topics: 'x', 'topics.regex': 'x.*', file: '/tmp/a' } },
+      {
+        name: 'a',
+        config: { 'connector.class': 'FileSink', topics: 'x', 'topics.regex': 'x.*', file: '/tmp/a' },
+      },
       ['topics'],
     ],
     [
@@ -242,16 +268,21 @@ describe('infer-connect validate', function () {
       writeFileSync(path, JSON.stringify(content));
       const result = spawnSync(process.execPath, [cli, 'validate', path], { encoding: 'utf8' });
       expect(result.status).to.equal(1);
-      for (const key of keys) expect(result.stderr).to.match(new RegExp(`^\\s+${key.replaceAll('.', '\\.')}: `, 'm'));
+      for (const key of keys)
+        expect(result.stderr).to.match(new RegExp(`^\\s+${key.replaceAll('.', '\\.')}: `, 'm'));
     });
   }
 
   it('exits 0 on every example config in config/', () => {
     for (const file of ['census-file-source.json', 'census-file-sink.json']) {
-      const result = spawnSync(process.execPath, [cli, 'validate', resolve(import.meta.dirname, '../../config', file)], {
-        encoding: 'utf8',
-        cwd: resolve(import.meta.dirname, '../..'),
-      });
+      const result = spawnSync(
+        process.execPath,
+        [cli, 'validate', resolve(import.meta.dirname, '../../config', file)],
+        {
+          encoding: 'utf8',
+          cwd: resolve(import.meta.dirname, '../..'),
+        },
+      );
       expect(result.status, result.stderr).to.equal(0);
     }
   });

@@ -11,7 +11,10 @@ describe('the local Kafka broker', function () {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const created = await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+      const created = await admin.createTopics({
+        topics: [{ topic, numPartitions: 2 }],
+        waitForLeaders: true,
+      });
       expect(created).to.equal(true);
       const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
       expect(metadata.topics[0]?.partitions).to.have.length(2);
@@ -56,7 +59,9 @@ describe('the local Kafka broker', function () {
       expect(r, `record with key ${s.key.toString('hex')}`).to.not.equal(undefined);
       expect(r!.partition).to.equal(s.partition);
       expect(r!.value.equals(s.value)).to.equal(true);
-      expect((r!.headers['trace-id'] as Buffer).toString()).to.equal((s.headers['trace-id'] as Buffer).toString());
+      expect((r!.headers['trace-id'] as Buffer).toString()).to.equal(
+        (s.headers['trace-id'] as Buffer).toString(),
+      );
       expect((r!.headers.binary as Buffer).equals(Buffer.from([0, 1, 2]))).to.equal(true);
     }
     // Per-partition order is the send order.

@@ -36,7 +36,9 @@ describe('the local schema registry (Confluent-compatible API)', function () {
     expect(encoded.readInt32BE(1)).to.equal(id);
     expect({ ...(await registry.decode(encoded)) }).to.deep.equal(row);
 
-    const fetched = JSON.parse(await registry.getSchema(id).then((s) => JSON.stringify(s))) as { name?: string };
+    const fetched = JSON.parse(await registry.getSchema(id).then((s) => JSON.stringify(s))) as {
+      name?: string;
+    };
     expect(fetched.name).to.equal('io.inferconnect.examples.census.CensusRecord');
     expect(await registry.getLatestSchemaId(subject)).to.equal(id);
   });
@@ -57,9 +59,14 @@ describe('the local schema registry (Confluent-compatible API)', function () {
     expect(rejected, 'an incompatible schema must be refused').to.be.instanceOf(Error);
     expect(rejected!.message.toLowerCase()).to.match(/compatib/);
 
-    const compatible = JSON.parse(censusSchema) as { fields: { name: string; type: unknown; default?: unknown }[] };
+    const compatible = JSON.parse(censusSchema) as {
+      fields: { name: string; type: unknown; default?: unknown }[];
+    };
     compatible.fields.push({ name: 'zip_code', type: ['null', 'string'], default: null });
-    const second = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(compatible) }, { subject });
+    const second = await registry.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(compatible) },
+      { subject },
+    );
     expect(second.id).to.be.a('number');
   });
 });
