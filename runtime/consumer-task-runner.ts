@@ -32,7 +32,7 @@ import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, FatalError, outcomeOf, RetriableError, traceOf, type Stage } from './errors.js';
 import type { ObservedState } from './herder.js';
 import { topicsPattern } from './config/connector-config.js';
-import { kafkaClientOverrides } from './kafka-clients.js';
+import { kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 
 type ChunkOutcome =
@@ -569,21 +569,12 @@ export class ConsumerTaskRunner implements TaskRunner {
   }
 
   private async send(messages: ReadonlyArray<{ topic: string; message: Message }>): Promise<void> {
-    if (messages.length === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const { topic, message } of messages) {
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
-      list.push(message);
-    }
     try {
-      await this.producer!.sendBatch({
-        topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
-      });
+      await sendInRequests(this.producer!, messages);
     } catch (cause) {
       throw new RetriableError(
         'KAFKA_PRODUCE_FAILED',
-        `producing to ${[...byTopic.keys()].join(', ')} failed: ${(cause as Error).message}`,
+        `producing to ${[...new Set(messages.map((m) => m.topic))].join(', ')} failed: ${(cause as Error).message}`,
         { cause, stage: 'KAFKA_PRODUCE' },
       );
     }

@@ -1,7 +1,14 @@
 // Kafka clients for the worker and its tasks. Connector configs carry Kafka Connect's Java client
 // property names (`consumer.override.session.timeout.ms`, worker `producer.*`); the ones kafkajs
 // has an equivalent for are translated here, the others are refused with a clear message.
-import { Kafka, logLevel as kafkaLogLevel, type KafkaConfig, type logCreator } from 'kafkajs';
+import {
+  Kafka,
+  logLevel as kafkaLogLevel,
+  type KafkaConfig,
+  type logCreator,
+  type Message,
+  type Producer,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import { FatalError } from './errors.js';
 
@@ -69,4 +76,49 @@ export function createKafka(options: { brokers: string[]; clientId: string; logg
     retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 10_000 },
   };
   return new Kafka(config);
+}
+
+/** Bytes of record data per produce request, well under the broker's default 1 MB limit per batch. */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
+const sizeOf = (m: Message): number => {
+  let size = 64;
+  if (m.key) size += m.key.length;
+  if (m.value) size += m.value.length;
+  if (m.headers)
+    for (const [k, v] of Object.entries(m.headers)) size += k.length + (v ? String(v).length : 0);
+  return size;
+};
+
+/**
+ * Produces `messages` in order, in as few requests as fit `MAX_REQUEST_BYTES` each (kafkajs does
+ * not split a request that exceeds the broker's message.max.bytes; it fails it whole).
+ */
+export async function sendInRequests(
+  producer: Producer,
+  messages: ReadonlyArray<{ topic: string; message: Message }>,
+): Promise<void> {
+  let start = 0;
+  while (start < messages.length) {
+    let end = start;
+    let bytes = 0;
+    while (
+      end < messages.length &&
+      (end === start || bytes + sizeOf(messages[end]!.message) <= MAX_REQUEST_BYTES)
+    ) {
+      bytes += sizeOf(messages[end]!.message);
+      end++;
+    }
+    const byTopic = new Map<string, Message[]>();
+    for (let i = start; i < end; i++) {
+      const { topic, message } = messages[i]!;
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(message);
+    }
+    await producer.sendBatch({
+      topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
+    });
+    start = end;
+  }
 }

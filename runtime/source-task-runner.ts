@@ -13,7 +13,7 @@ import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, outcomeOf, RetriableError, traceOf } from './errors.js';
 import type { ObservedState } from './herder.js';
-import { kafkaClientOverrides } from './kafka-clients.js';
+import { kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
 import { partitionKey, type FileOffsetStore } from './offset-store.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 import type { SourceOffset } from './api.js';
@@ -246,17 +246,7 @@ export class SourceTaskRunner implements TaskRunner {
     const signal = this.abort.signal;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (messages.length > 0) {
-          const byTopic = new Map<string, Message[]>();
-          for (const { topic, message } of messages) {
-            let list = byTopic.get(topic);
-            if (!list) byTopic.set(topic, (list = []));
-            list.push(message);
-          }
-          await this.producer!.sendBatch({
-            topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
-          });
-        }
+        await sendInRequests(this.producer!, messages);
         if (letters.length > 0) {
           if (this.dlq) await this.dlq.send(letters);
         }
