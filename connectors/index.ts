@@ -4,8 +4,10 @@ import type { ConnectorPlugin } from '../runtime/api.js';
 import { fileSinkPlugin } from './file/file-sink.js';
 import { fileSourcePlugin } from './file/file-source.js';
 import { passThroughPlugin } from './passthrough/passthrough.js';
+import { tfServingInferencePlugin } from './tf-serving/index.js';
 
 export const builtinPlugins: readonly ConnectorPlugin[] = [
+  tfServingInferencePlugin,
   fileSourcePlugin,
   fileSinkPlugin,
   passThroughPlugin,

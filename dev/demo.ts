@@ -15,7 +15,10 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { SingleBar, Presets } from 'cli-progress';
 import { Kafka, logLevel } from 'kafkajs';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
 import { cacheDir, repoRoot, up } from './stack.js';
+
+silenceKafkajsTimerWarnings();
 
 const workerConfigFile = join(repoRoot, 'config', 'worker.json');
 const sourceConfigFile = join(repoRoot, 'config', 'census-file-source.json');

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
+import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
 import { isOurs, readPidFile, startDetached, stopTracked } from './processes.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -469,6 +470,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  silenceKafkajsTimerWarnings();
   main(process.argv).catch((error: unknown) => {
     log((error as Error).message);
     process.exit(1);

@@ -17,6 +17,7 @@ import {
 import { formatProblems } from './config/validation-report.js';
 import { readWorkerConfigFile } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
+import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { createStandaloneWorker } from './standalone.js';
 import { VERSION } from './worker.js';
@@ -149,6 +150,7 @@ export async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
+silenceKafkajsTimerWarnings();
 main(process.argv).catch((error: unknown) => {
   process.stderr.write(
     `${error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))}\n`,
