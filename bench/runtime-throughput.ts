@@ -91,7 +91,9 @@ async function main(): Promise<void> {
     .option('--max-poll-records <n>', "the worker's consumer.max.poll.records (records per task call)")
     .parse()
     .opts<{ records: string; runs: string; partitions: string; maxPollRecords?: string }>();
-  const workerOverrides = options.maxPollRecords ? { 'consumer.max.poll.records': options.maxPollRecords } : {};
+  const workerOverrides = options.maxPollRecords
+    ? { 'consumer.max.poll.records': options.maxPollRecords }
+    : {};
   const count = Number(options.records);
   const partitions = Number(options.partitions);
   const input = `bench-census-${runId()}`;

@@ -35,6 +35,8 @@ import { topicsPattern } from './config/connector-config.js';
 import { kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 
+const HEARTBEAT_DURING_WORK_MS = 3_000;
+
 type ChunkOutcome =
   | { kind: 'done' }
   | { kind: 'redeliver'; delayMs: number; error: Error }
@@ -374,6 +376,9 @@ export class ConsumerTaskRunner implements TaskRunner {
     const deadline = this.retryTimeoutMs < 0 ? Infinity : this.now() + this.retryTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       const started = this.now();
+      // A slow model (rate limit, stall until the deadline) must not cost the group membership:
+      // keep heartbeating while the attempt runs.
+      const beat = setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_DURING_WORK_MS);
       try {
         const outcome = await this.attemptChunk(topic, partition, chunk);
         metrics.putBatchTime.observe(this.labels, (this.now() - started) / 1000);
@@ -404,6 +409,8 @@ export class ConsumerTaskRunner implements TaskRunner {
           'transient failure; retrying',
         );
         if (!(await this.sleepWithHeartbeat(delayMs, heartbeat))) return { kind: 'stopped' };
+      } finally {
+        clearInterval(beat);
       }
     }
   }

@@ -113,6 +113,26 @@ export class RuntimeMetrics {
     });
   }
 
+  /** Creates every series of a task at zero, so `rate()` and alerts see the first event too. */
+  initTask(labels: TaskLabels): void {
+    for (const counter of [
+      this.sinkRecordRead,
+      this.sinkRecordSend,
+      this.offsetCommitCompletion,
+      this.offsetCommitSkip,
+      this.recordErrors,
+      this.recordFailures,
+      this.recordsSkipped,
+      this.retries,
+      this.errorsLogged,
+      this.dlqProduceRequests,
+      this.dlqProduceFailures,
+    ]) {
+      counter.inc(labels, 0);
+    }
+    this.pausedPartitions.set(labels, 0);
+  }
+
   setStatus(labels: TaskLabels, status: string): void {
     for (const s of ['UNASSIGNED', 'RUNNING', 'PAUSED', 'STOPPED', 'FAILED', 'RESTARTING']) {
       this.taskStatus.set({ ...labels, status: s }, s === status ? 1 : 0);

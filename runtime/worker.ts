@@ -460,6 +460,7 @@ export class Worker implements Herder {
   private createRunner(entry: ConnectorEntry, taskId: number): TaskRunner {
     const { options } = this;
     const labels = taskLabels(entry.name, taskId);
+    this.metrics.initTask(labels);
     this.metrics.setStatus(labels, 'UNASSIGNED');
     const common = {
       kafka: options.kafka,

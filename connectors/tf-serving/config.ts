@@ -60,10 +60,14 @@ function inputMappingProblems(entries: readonly string[]): string[] {
 }
 
 function outputFieldProblems(entries: readonly string[]): string[] {
-  const { pairs, problems } = parsePairs(entries, 'tensor or tensor=fieldName', (left) => avroFieldName(left));
+  const { pairs, problems } = parsePairs(entries, 'tensor or tensor=fieldName', (left) =>
+    avroFieldName(left),
+  );
   for (const { right } of pairs)
     if (!AVRO_NAME.test(right))
-      problems.push(`"${right}" is not a valid Avro field name (letters, digits and _, not starting with a digit)`);
+      problems.push(
+        `"${right}" is not a valid Avro field name (letters, digits and _, not starting with a digit)`,
+      );
   for (const field of duplicates(pairs.map((p) => p.right)))
     problems.push(`field "${field}" is the target of two output tensors; give each its own name`);
   return problems;
@@ -73,7 +77,8 @@ function metadataFieldProblems(entries: readonly string[]): string[] {
   const { pairs, problems } = parsePairs(
     entries,
     `kind or kind=fieldName with kind one of ${Object.keys(METADATA_KINDS).join(', ')}`,
-    (left) => METADATA_KINDS[left as MetadataKind],
+    // An unknown kind keeps its own name here, so the kind check below reports it.
+    (left) => METADATA_KINDS[left as MetadataKind] ?? left.replace(/\W/g, '_'),
   );
   for (const { left, right } of pairs) {
     if (!(left in METADATA_KINDS))
@@ -143,7 +148,8 @@ const KEYS: ConfigKey[] = [
     group: SERVER,
     displayName: 'TLS',
     dependents: ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'],
-    documentation: "Connect with TLS. Without `tfserving.tls.ca.file` the system's root certificates are trusted.",
+    documentation:
+      "Connect with TLS. Without `tfserving.tls.ca.file` the system's root certificates are trusted.",
   },
   {
     name: 'tfserving.tls.ca.file',
@@ -280,7 +286,9 @@ const KEYS: ConfigKey[] = [
       'image path. A file that cannot be read fails only that record (MODEL_INPUT_MISSING).',
     validate: (value) => {
       const bad = asList(value).filter((path) => !FIELD_PATH.test(path));
-      return bad.length > 0 ? `${bad.map((b) => `"${b}"`).join(', ')} not a field path like "image.path"` : undefined;
+      return bad.length > 0
+        ? `${bad.map((b) => `"${b}"`).join(', ')} not a field path like "image.path"`
+        : undefined;
     },
   },
   {
@@ -381,8 +389,9 @@ const KEYS: ConfigKey[] = [
     group: RATE_LIMIT,
     displayName: 'Requests per second',
     documentation:
-      'Most Predict requests a task starts in any sliding one-second window (fractions allowed, e.g. 0.5 = one ' +
-      'every 2 s); 0 is unlimited. Per task: with tasks.max > 1 the connector may send tasks.max times this.',
+      'Most Predict requests a task sends in any one-second window (fractions allowed, e.g. 0.5 = one every 2 s); ' +
+      '0 is unlimited. Windows carry a 50 ms margin so that network jitter never lets the server see more, which ' +
+      'makes the sustained rate about 5% lower. Per task: with tasks.max > 1 the connector may send tasks.max times this.',
   },
   {
     name: 'rate.limit.queue.max.requests',
@@ -475,12 +484,18 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
   {
     keys: ['tfserving.tls.cert.file', 'tfserving.tls.key.file'],
     check: (values) =>
-      (str(values, 'tfserving.tls.cert.file') === undefined) !== (str(values, 'tfserving.tls.key.file') === undefined)
+      (str(values, 'tfserving.tls.cert.file') === undefined) !==
+      (str(values, 'tfserving.tls.key.file') === undefined)
         ? 'a client certificate needs its key and the other way round: set both tfserving.tls.cert.file and tfserving.tls.key.file, or neither'
         : undefined,
   },
   {
-    keys: ['tfserving.tls.enable', 'tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'],
+    keys: [
+      'tfserving.tls.enable',
+      'tfserving.tls.ca.file',
+      'tfserving.tls.cert.file',
+      'tfserving.tls.key.file',
+    ],
     check: (values) =>
       values.get('tfserving.tls.enable') !== true &&
       ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'].some(
@@ -499,7 +514,9 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
   {
     keys: ['output.fields', 'output.metadata.fields'],
     check: (values) => {
-      const outputs = parsePairs(asList(values.get('output.fields')), '', avroFieldName).pairs.map((p) => p.right);
+      const outputs = parsePairs(asList(values.get('output.fields')), '', avroFieldName).pairs.map(
+        (p) => p.right,
+      );
       const metadata = parsePairs(
         asList(values.get('output.metadata.fields')),
         '',
@@ -575,14 +592,20 @@ export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
     maxSendMessageBytes: config.getNumber('tfserving.max.send.message.bytes'),
     maxReceiveMessageBytes: config.getNumber('tfserving.max.receive.message.bytes'),
     statusPolicy: StatusPolicy.fromConfig(config.getList('tfserving.status.policy')),
-    inputMapping: new Map(parsePairs(config.getList('input.mapping'), '').pairs.map((p) => [p.left, p.right])),
+    inputMapping: new Map(
+      parsePairs(config.getList('input.mapping'), '').pairs.map((p) => [p.left, p.right]),
+    ),
     inputFileFields: new Set(config.getList('input.file.fields')),
     inputFileBaseDir: config.getOptionalString('input.file.base.dir'),
     outputFields:
       outputEntries.length === 0
         ? undefined
         : new Map(parsePairs(outputEntries, '', avroFieldName).pairs.map((p) => [p.left, p.right])),
-    metadataFields: parsePairs(config.getList('output.metadata.fields'), '', (k) => METADATA_KINDS[k as MetadataKind])
+    metadataFields: parsePairs(
+      config.getList('output.metadata.fields'),
+      '',
+      (k) => METADATA_KINDS[k as MetadataKind],
+    )
       .pairs.filter((p) => p.left in METADATA_KINDS)
       .map((p) => ({ kind: p.left as MetadataKind, field: p.right })),
     batch: {

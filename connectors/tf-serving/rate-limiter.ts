@@ -1,5 +1,6 @@
 // The rate limiter in front of the model server: a p-queue that starts at most
-// `requestsPerSecond` requests in any sliding one-second window (strict mode), runs at most
+// `requestsPerSecond` requests in any sliding one-second window (strict mode, plus a small margin,
+// see RATE_WINDOW_MARGIN_MS), runs at most
 // `concurrency` at once, and holds a BOUNDED number of waiting requests.
 //
 // The bound is kept by the callers: the batcher forms a new request only while `hasRoom()`, and
@@ -23,13 +24,26 @@ export interface RateLimiterOptions {
 }
 
 /**
- * The p-queue interval settings for a rate: a whole rate N as N per second; a fractional one as
- * one request per `ceil(1000 / rate)` ms, which never exceeds the rate in any one-second window.
+ * Margin (ms) added to every rate window. The limit is enforced on send times, but the server sees
+ * arrival times, which jitter by a few ms (connection handling, the server's own scheduling): with
+ * windows of exactly one second, a burst sent at t = 0 and the next at t = 1000 can arrive inside
+ * one second of the server's clock. The margin absorbs that, at the cost of a rate about 5% below
+ * the configured one for small windows.
  */
-export function intervalFor(requestsPerSecond: number): { intervalCap: number; interval: number } | undefined {
+export const RATE_WINDOW_MARGIN_MS = 50;
+
+/**
+ * The p-queue interval settings for a rate: a whole rate N as N per second; a fractional one as
+ * one request per `ceil(1000 / rate)` ms; each window widened by RATE_WINDOW_MARGIN_MS, so the
+ * server never sees more than the rate in any one-second window.
+ */
+export function intervalFor(
+  requestsPerSecond: number,
+): { intervalCap: number; interval: number } | undefined {
   if (requestsPerSecond <= 0) return undefined;
-  if (Number.isInteger(requestsPerSecond)) return { intervalCap: requestsPerSecond, interval: 1000 };
-  return { intervalCap: 1, interval: Math.ceil(1000 / requestsPerSecond) };
+  if (Number.isInteger(requestsPerSecond))
+    return { intervalCap: requestsPerSecond, interval: 1000 + RATE_WINDOW_MARGIN_MS };
+  return { intervalCap: 1, interval: Math.ceil(1000 / requestsPerSecond) + RATE_WINDOW_MARGIN_MS };
 }
 
 export class RateLimiter {
@@ -47,7 +61,8 @@ export class RateLimiter {
     this.onChange = options.onChange;
     if (this.onChange) {
       const report = () => this.onChange?.({ queued: this.queue.size, inFlight: this.queue.pending });
-      for (const event of ['add', 'active', 'next', 'idle'] as const) this.queue.addEventListener(event, report);
+      for (const event of ['add', 'active', 'next', 'idle'] as const)
+        this.queue.addEventListener(event, report);
     }
   }
 

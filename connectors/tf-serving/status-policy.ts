@@ -76,12 +76,14 @@ export function statusName(code: number): string {
 }
 
 /** Context attached to every classified error: it becomes `__connect.errors.*` dead-letter headers. */
-export interface CallContext {
+export type CallContext = {
   'model.name': string;
   'model.version'?: string | number | undefined;
   'model.signature': string;
   target: string;
-}
+  /** How many requests held the record (bisection adds one per halving). */
+  attempts?: number;
+};
 
 export class StatusPolicy {
   private readonly table: Readonly<Record<string, StatusOutcome>>;
