@@ -75,6 +75,10 @@ export class ConsumerTaskRunner implements TaskRunner {
   private readonly retryDelayMaxMs: number;
   private readonly logErrors: boolean;
   private readonly logMessages: boolean;
+  /** processing.guarantee=exactly_once: outputs, dead letters and offsets in one transaction. */
+  private readonly exactlyOnce: boolean;
+  /** Transactions of one producer cannot overlap: partitions take turns to deliver. */
+  private transactionTurn: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: RunnerDependencies & { plugin: SinkPlugin | ProcessorPlugin }) {
     this.taskId = deps.taskId;
@@ -87,6 +91,8 @@ export class ConsumerTaskRunner implements TaskRunner {
     this.retryDelayMaxMs = config.getNumber('errors.retry.delay.max.ms');
     this.logErrors = config.getBoolean('errors.log.enable');
     this.logMessages = config.getBoolean('errors.log.include.messages');
+    this.exactlyOnce =
+      deps.plugin.kind === 'processor' && config.getString('processing.guarantee') === 'exactly_once';
   }
 
   get state(): ObservedState {
@@ -168,6 +174,14 @@ export class ConsumerTaskRunner implements TaskRunner {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
       ...producerOverrides,
+      // One transactional id per task: a restarted task fences its predecessor's open transaction.
+      ...(this.exactlyOnce
+        ? {
+            transactionalId: `connect-${deps.connectorName}-${deps.taskId}`,
+            idempotent: true,
+            maxInFlightRequests: 1,
+          }
+        : {}),
     });
     await this.producer.connect();
 
@@ -237,7 +251,8 @@ export class ConsumerTaskRunner implements TaskRunner {
       fromBeginning: (consumerOverrides as { fromBeginning?: boolean }).fromBeginning ?? true,
     });
     await this.consumer.run({
-      autoCommit: true,
+      // With exactly_once the offsets are committed inside each transaction instead.
+      autoCommit: !this.exactlyOnce,
       autoCommitInterval: deps.settings.offsetFlushIntervalMs,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: deps.settings.partitionsConcurrency,
@@ -350,7 +365,7 @@ export class ConsumerTaskRunner implements TaskRunner {
           this.pauseForRedelivery(topic, partition, chunk[0]!.offset, outcome.delayMs, outcome.error);
           return;
         case 'failed':
-          if (outcome.resolvedUpTo !== undefined) {
+          if (outcome.resolvedUpTo !== undefined && !this.exactlyOnce) {
             resolveOffset(outcome.resolvedUpTo);
             await this.consumer!.commitOffsets([
               { topic, partition, offset: (BigInt(outcome.resolvedUpTo) + 1n).toString() },
@@ -497,11 +512,9 @@ export class ConsumerTaskRunner implements TaskRunner {
       ? []
       : failures.map((f) => this.deadLetter(topic, partition, chunk[f.index]!, f));
 
-    await this.send(messages);
-    if (letters.length > 0) {
-      this.countSkipped(failures, topic, partition, chunk);
-      if (this.dlq) await this.dlq.send(letters);
-    }
+    const commitUpTo = cutoff > 0 ? chunk[cutoff - 1]!.offset : undefined;
+    await this.deliver(topic, partition, messages, letters, commitUpTo);
+    if (letters.length > 0) this.countSkipped(failures, topic, partition, chunk);
     this.deps.metrics.sinkRecordSend.inc(this.labels, plugin.kind === 'processor' ? messages.length : cutoff);
 
     if (firstBad) {
@@ -573,6 +586,54 @@ export class ConsumerTaskRunner implements TaskRunner {
     if (this.deps.config.getString('output.partitioning') !== 'input') return undefined;
     const count = this.outputPartitions.get(topic);
     return count ? inputPartition % count : undefined;
+  }
+
+  /**
+   * Writes a chunk's outputs and dead letters. At-least-once: both are acknowledged before the
+   * caller resolves the offsets. Exactly-once: both and the consumed offset up to `commitUpTo` go
+   * in one transaction; a failed transaction is aborted and the chunk redelivered.
+   */
+  private async deliver(
+    topic: string,
+    partition: number,
+    messages: ReadonlyArray<{ topic: string; message: Message }>,
+    letters: DeadLetter[],
+    commitUpTo: string | undefined,
+  ): Promise<void> {
+    if (!this.exactlyOnce) {
+      await this.send(messages);
+      if (letters.length > 0 && this.dlq) await this.dlq.send(letters);
+      return;
+    }
+    const previous = this.transactionTurn;
+    let done!: () => void;
+    this.transactionTurn = new Promise<void>((resolve) => (done = resolve));
+    await previous;
+    try {
+      const transaction = await this.producer!.transaction();
+      try {
+        await sendInRequests(transaction, messages);
+        if (letters.length > 0 && this.dlq) await this.dlq.send(letters, transaction);
+        if (commitUpTo !== undefined) {
+          await transaction.sendOffsets({
+            consumerGroupId: `connect-${this.deps.connectorName}`,
+            topics: [{ topic, partitions: [{ partition, offset: (BigInt(commitUpTo) + 1n).toString() }] }],
+          });
+        }
+        await transaction.commit();
+        if (commitUpTo !== undefined) this.deps.metrics.offsetCommitCompletion.inc(this.labels);
+      } catch (cause) {
+        await transaction.abort().catch(() => undefined);
+        throw new RetriableError(
+          'KAFKA_PRODUCE_FAILED',
+          `the transaction writing the results of ${topic}-${partition} failed and was aborted: ${(cause as Error).message}; ` +
+            'the records will be redelivered',
+          { cause, stage: 'KAFKA_PRODUCE' },
+        );
+      }
+    } finally {
+      done();
+    }
   }
 
   private async send(messages: ReadonlyArray<{ topic: string; message: Message }>): Promise<void> {

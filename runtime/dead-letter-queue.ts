@@ -39,9 +39,11 @@ export class DeadLetterQueue {
     return this.options.topic;
   }
 
-  async send(letters: readonly DeadLetter[]): Promise<void> {
+  /** `via` is the transaction to write in (exactly_once); by default the task's producer. */
+  async send(letters: readonly DeadLetter[], via?: Pick<Producer, 'send'>): Promise<void> {
     if (letters.length === 0) return;
-    const { producer, topic, metrics, labels } = this.options;
+    const { topic, metrics, labels } = this.options;
+    const producer = via ?? this.options.producer;
     metrics.dlqProduceRequests.inc(labels, letters.length);
     try {
       await producer.send({

@@ -95,7 +95,7 @@ const sizeOf = (m: Message): number => {
  * not split a request that exceeds the broker's message.max.bytes; it fails it whole).
  */
 export async function sendInRequests(
-  producer: Producer,
+  producer: Pick<Producer, 'sendBatch'>,
   messages: ReadonlyArray<{ topic: string; message: Message }>,
 ): Promise<void> {
   let start = 0;

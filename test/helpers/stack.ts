@@ -2,6 +2,9 @@
 // stack before mocha runs; these helpers only read where it is and give each test unique names.
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
+import { silenceKafkajsTimerWarnings } from '../../runtime/node-warnings.js';
+
+silenceKafkajsTimerWarnings();
 
 export const kafkaBootstrap = process.env.INFER_CONNECT_KAFKA ?? '127.0.0.1:9092';
 export const registryUrl = process.env.INFER_CONNECT_REGISTRY ?? 'http://127.0.0.1:8081/apis/ccompat/v7';

@@ -52,7 +52,12 @@ async function watchOutput(topic: string) {
   return { seen, total: () => total, stop: () => consumer.disconnect() };
 }
 
-function startWorker(dir: string, input: string, name: string): ChildProcess {
+function startWorker(
+  dir: string,
+  input: string,
+  name: string,
+  extra: Record<string, string> = {},
+): ChildProcess {
   const workerFile = join(dir, 'worker.json');
   const connectorFile = join(dir, 'connector.json');
   writeFileSync(
@@ -75,6 +80,7 @@ function startWorker(dir: string, input: string, name: string): ChildProcess {
         'output.topic': `${input}-out`,
         'key.converter': 'string',
         'value.converter': 'string',
+        ...extra,
       },
     }),
   );
@@ -116,6 +122,34 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
         `      killed after ${killedAt} outputs; ${duplicates} duplicate(s) after restart\n`,
       );
       for (let i = 0; i < RECORDS; i++) expect(output.seen.has(`v${i}`), `v${i}`).to.equal(true);
+    } finally {
+      await output.stop();
+    }
+  });
+
+  it('with processing.guarantee=exactly_once, a SIGKILL and a restart leave every record exactly once for read_committed readers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infer-connect-eos-'));
+    const input = uniqueName('eos-in');
+    const name = uniqueName('eos');
+    const eos = { 'processing.guarantee': 'exactly_once' };
+    await prepareInput(input);
+    const output = await watchOutput(`${input}-out`); // kafkajs reads committed transactions only
+    try {
+      const first = startWorker(dir, input, name, eos);
+      await waitFor(() => output.total() >= 3_000, 60_000, 'some committed output before the kill');
+      first.kill('SIGKILL');
+      await exited(first);
+      expect(output.total()).to.be.below(RECORDS, 'the kill must land mid-stream');
+
+      const second = startWorker(dir, input, name, eos);
+      try {
+        await waitFor(() => output.seen.size === RECORDS, 120_000, `all ${RECORDS} distinct values`);
+        await new Promise((r) => setTimeout(r, 2_000));
+      } finally {
+        second.kill('SIGTERM');
+        await exited(second);
+      }
+      expect(output.total(), 'duplicates visible to a read_committed reader').to.equal(RECORDS);
     } finally {
       await output.stop();
     }
