@@ -32,7 +32,7 @@ import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, FatalError, outcomeOf, RetriableError, traceOf, type Stage } from './errors.js';
 import type { ObservedState } from './herder.js';
 import { topicsPattern } from './config/connector-config.js';
-import { kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
+import { ensureTopic, kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 
 const HEARTBEAT_DURING_WORK_MS = 3_000;
@@ -306,30 +306,8 @@ export class ConsumerTaskRunner implements TaskRunner {
     }
   }
 
-  /** Creates a missing topic (DLQ, processor output) the way Kafka Connect creates its DLQ. */
-  private async ensureTopic(topic: string, numPartitions: number, replicationFactor: number): Promise<void> {
-    const admin = this.deps.kafka.admin();
-    await admin.connect();
-    try {
-      const existing = await admin.listTopics();
-      if (existing.includes(topic)) return;
-      await admin.createTopics({
-        topics: [{ topic, numPartitions, replicationFactor }],
-        waitForLeaders: true,
-      });
-      this.deps.logger.info({ topic, numPartitions, replicationFactor }, 'created topic');
-    } catch (cause) {
-      throw new FatalError(
-        'TOPIC_CREATE_FAILED',
-        `could not create topic "${topic}": ${(cause as Error).message}`,
-        {
-          cause,
-          stage: 'TASK_START',
-        },
-      );
-    } finally {
-      await admin.disconnect();
-    }
+  private ensureTopic(topic: string, numPartitions: number, replicationFactor: number): Promise<void> {
+    return ensureTopic(this.deps.kafka, this.deps.logger, topic, { numPartitions, replicationFactor });
   }
 
   private subscribedTopics(): string[] {

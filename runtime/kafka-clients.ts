@@ -11,6 +11,7 @@ import {
 } from 'kafkajs';
 import type { Logger } from 'pino';
 import { FatalError } from './errors.js';
+import type { Logger as PinoLogger } from 'pino';
 
 type Translation = [option: string, parse: (value: string) => unknown];
 const integer = (value: string) => Number.parseInt(value, 10);
@@ -120,5 +121,35 @@ export async function sendInRequests(
       topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
     });
     start = end;
+  }
+}
+
+/**
+ * Creates `topic` if it does not exist (the DLQ, a processor's output, a source's topic), the way
+ * Kafka Connect creates its DLQ. A replication factor of -1 means the broker's default.
+ */
+export async function ensureTopic(
+  kafka: Kafka,
+  logger: PinoLogger,
+  topic: string,
+  options: { numPartitions: number; replicationFactor: number },
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if ((await admin.listTopics()).includes(topic)) return;
+    await admin.createTopics({ topics: [{ topic, ...options }], waitForLeaders: true });
+    logger.info({ topic, ...options }, 'created topic');
+  } catch (cause) {
+    throw new FatalError(
+      'TOPIC_CREATE_FAILED',
+      `could not create topic "${topic}": ${(cause as Error).message}`,
+      {
+        cause,
+        stage: 'TASK_START',
+      },
+    );
+  } finally {
+    await admin.disconnect();
   }
 }

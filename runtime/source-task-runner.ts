@@ -13,7 +13,7 @@ import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, outcomeOf, RetriableError, traceOf } from './errors.js';
 import type { ObservedState } from './herder.js';
-import { kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
+import { ensureTopic, kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
 import { partitionKey, type FileOffsetStore } from './offset-store.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
 import type { SourceOffset } from './api.js';
@@ -276,20 +276,8 @@ export class SourceTaskRunner implements TaskRunner {
 
   private async ensureTopic(topic: string, replicationFactor: number): Promise<void> {
     if (this.knownTopics.has(topic)) return;
-    const admin = this.deps.kafka.admin();
-    await admin.connect();
-    try {
-      if (!(await admin.listTopics()).includes(topic)) {
-        await admin.createTopics({
-          topics: [{ topic, numPartitions: 1, replicationFactor }],
-          waitForLeaders: true,
-        });
-        this.deps.logger.info({ topic }, 'created topic');
-      }
-      this.knownTopics.add(topic);
-    } finally {
-      await admin.disconnect();
-    }
+    await ensureTopic(this.deps.kafka, this.deps.logger, topic, { numPartitions: 1, replicationFactor });
+    this.knownTopics.add(topic);
   }
 
   private setState(state: ObservedState): void {
