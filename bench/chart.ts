@@ -22,9 +22,16 @@ export async function renderChart(options: {
     scale: { type: 'log' as const, base: 2 },
     axis: { values: options.points.map((p) => p.batchSize), format: 'd' },
   };
+  // Room above the highest point for its label.
+  const headroom = (max: number) => Math.ceil((max * 1.15) / 10) * 10;
+  const throughputMax = Math.max(
+    ...options.points.map((p) => p.recordsPerSecond),
+    ...options.references.map((r) => r.recordsPerSecond),
+  );
+  const latencyMax = Math.max(0, ...options.points.map((p) => p.p99Ms ?? 0));
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: options.title, fontSize: 13 },
+    title: { text: options.title, fontSize: 13, anchor: 'start', offset: 14 },
     config: { font: 'sans-serif', view: { stroke: '#ddd' } },
     hconcat: [
       {
@@ -45,7 +52,12 @@ export async function renderChart(options: {
             mark: { type: 'line', point: true, color: '#1f77b4' },
             encoding: {
               x: batchAxis,
-              y: { field: 'recordsPerSecond', type: 'quantitative', title: 'records/s' },
+              y: {
+                field: 'recordsPerSecond',
+                type: 'quantitative',
+                title: 'records/s',
+                scale: { domainMax: headroom(throughputMax) },
+              },
             },
           },
           {
@@ -67,7 +79,15 @@ export async function renderChart(options: {
         layer: [
           {
             mark: { type: 'line', point: true, color: '#d62728' },
-            encoding: { x: batchAxis, y: { field: 'p99Ms', type: 'quantitative', title: 'p99 ms' } },
+            encoding: {
+              x: batchAxis,
+              y: {
+                field: 'p99Ms',
+                type: 'quantitative',
+                title: 'p99 ms',
+                scale: { domainMax: headroom(latencyMax) },
+              },
+            },
           },
           {
             mark: { type: 'text', dy: -10, fontSize: 10 },

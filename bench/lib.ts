@@ -138,6 +138,8 @@ export interface PlainPassThrough {
   readonly sent: number;
   /** Resolves when the first batch arrived; rejects if the consumer crashes. */
   readonly firstBatch: Promise<number>;
+  /** Called with the seconds each batch took (fetched -> copy acknowledged). */
+  onBatch?: (seconds: number) => void;
   stop(): Promise<void>;
 }
 
@@ -167,7 +169,8 @@ export async function startPlainPassThrough(inputs: string[], output: string): P
     partitionsConsumedConcurrently: 4,
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, resolveOffset }) => {
-      if (state.read === 0) markFirst(performance.now());
+      const started = performance.now();
+      if (state.read === 0) markFirst(started);
       state.read += batch.messages.length;
       // Stay under the broker's 1 MB max message size per produce request.
       for (let i = 0; i < batch.messages.length; i += 2_000) {
@@ -180,9 +183,10 @@ export async function startPlainPassThrough(inputs: string[], output: string): P
       }
       resolveOffset(batch.lastOffset());
       state.sent += batch.messages.length;
+      handle.onBatch?.((performance.now() - started) / 1000);
     },
   });
-  return {
+  const handle: PlainPassThrough = {
     get read() {
       return state.read;
     },
@@ -195,6 +199,7 @@ export async function startPlainPassThrough(inputs: string[], output: string): P
       await producer.disconnect();
     },
   };
+  return handle;
 }
 
 /** Scenario a, in process: copies `count` records from `input` to `output`; resolves with records/s. */

@@ -23,7 +23,9 @@ interface StatsResponse {
 async function control(path: string, body?: unknown): Promise<unknown> {
   const response = await fetch(`${modelServerControl}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
     signal: AbortSignal.timeout(10_000),
   });
   if (!response.ok) throw new Error(`model server control ${path} answered ${response.status}`);

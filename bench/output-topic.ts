@@ -5,7 +5,8 @@
 import { kafka, runId, endOffsetTotal } from './lib.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const recordKey = (tag: string) => (seq: number, timestampMs: number) => `${tag}:${timestampMs}:${seq}`;
+export const recordKey = (tag: string) => (seq: number, timestampMs: number) =>
+  `${tag}:${timestampMs}:${seq}`;
 
 /** The outputs of one tag. */
 export interface TagStats {
@@ -16,6 +17,8 @@ export interface TagStats {
   lastAppendMs: number;
   /** Output append time - input creation time, ms; only for the tags asked for. */
   latenciesMs: number[];
+  /** Every append time, ascending. */
+  appendTimesMs: Float64Array;
 }
 
 /**
@@ -28,9 +31,17 @@ export async function readOutputTopic(
   timeoutMs = 120_000,
 ): Promise<Map<string, TagStats>> {
   const expected = await endOffsetTotal(topic);
-  const byTag = new Map<string, TagStats & { keys: Set<string> }>();
+  const byTag = new Map<
+    string,
+    Omit<TagStats, 'appendTimesMs'> & { keys: Set<string>; appended: number[] }
+  >();
   if (expected === 0) return new Map();
-  const consumer = kafka.consumer({ groupId: `bench-reader-${runId()}`, maxBytesPerPartition: 8 * 1024 * 1024 });
+  // A short fetch wait: disconnect() waits for the fetch in flight, which would otherwise idle 5 s.
+  const consumer = kafka.consumer({
+    groupId: `bench-reader-${runId()}`,
+    maxBytesPerPartition: 8 * 1024 * 1024,
+    maxWaitTimeInMs: 100,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let seen = 0;
@@ -51,6 +62,7 @@ export async function readOutputTopic(
             firstAppendMs: Infinity,
             lastAppendMs: -Infinity,
             latenciesMs: [],
+            appended: [],
             keys: new Set(),
           };
           byTag.set(tag, stats);
@@ -58,6 +70,7 @@ export async function readOutputTopic(
         const appended = Number(message.timestamp);
         stats.count++;
         stats.keys.add(key);
+        stats.appended.push(appended);
         if (appended < stats.firstAppendMs) stats.firstAppendMs = appended;
         if (appended > stats.lastAppendMs) stats.lastAppendMs = appended;
         if (latencyTags.has(tag)) stats.latenciesMs.push(appended - Number(key.slice(first + 1, second)));
@@ -70,6 +83,9 @@ export async function readOutputTopic(
   await consumer.disconnect();
   if (seen < expected) throw new Error(`read only ${seen} of ${expected} records of ${topic} in time`);
   return new Map(
-    [...byTag].map(([tag, { keys, ...stats }]) => [tag, { ...stats, unique: keys.size }] as const),
+    [...byTag].map(
+      ([tag, { keys, appended, ...stats }]) =>
+        [tag, { ...stats, unique: keys.size, appendTimesMs: Float64Array.from(appended).sort() }] as const,
+    ),
   );
 }

@@ -34,7 +34,8 @@ export class PacedProducer {
     const total = Math.max(1, Math.round(ratePerSecond * seconds));
     let produced = 0;
     while (produced < total) {
-      const due = Math.min(total, Math.floor((ratePerSecond * (performance.now() - started)) / 1000)) - produced;
+      const due =
+        Math.min(total, Math.floor((ratePerSecond * (performance.now() - started)) / 1000)) - produced;
       if (due > 0) {
         const now = Date.now();
         const messages: Message[] = [];

@@ -6,7 +6,7 @@
 //   node --import tsx bench/plain-passthrough-process.ts --port 9999 --output out in1 [in2...]
 import { createServer } from 'node:http';
 import { Command } from 'commander';
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
 import { startPlainPassThrough } from './lib.js';
 
@@ -35,7 +35,19 @@ const counter = (name: string, help: string, value: () => number) =>
     },
   });
 counter('kafka_connect_sink_task_sink_record_read_total', 'Records fetched.', () => pipe.read);
-counter('kafka_connect_sink_task_sink_record_send_total', 'Records copied and acknowledged.', () => pipe.sent);
+counter(
+  'kafka_connect_sink_task_sink_record_send_total',
+  'Records copied and acknowledged.',
+  () => pipe.sent,
+);
+const batchTime = new Histogram({
+  name: 'kafka_connect_sink_task_put_batch_time_seconds',
+  help: 'Time from a fetched batch to its copy acknowledged.',
+  labelNames: ['connector', 'task'],
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+pipe.onBatch = (seconds) => batchTime.observe(labels, seconds);
 
 const server = createServer((request, response) => {
   if (request.url !== '/metrics') {

@@ -21,6 +21,15 @@ export interface Progress {
   skipped: number;
   /** Transient failures and bad records (Kafka Connect's total-record-errors). */
   recordErrors: number;
+  /** Histogram sums and counts: task calls (chunks), Predict calls and their batch sizes. */
+  chunkSeconds: HistogramTotals;
+  predictSeconds: HistogramTotals;
+  batchRows: HistogramTotals;
+}
+
+export interface HistogramTotals {
+  sum: number;
+  count: number;
 }
 
 /** The child's memory and CPU, from /proc/<pid>. */
@@ -73,10 +82,28 @@ export function sampleProcess(pid: number): ProcessSample {
 async function readProgress(metricsUrl: string): Promise<Progress> {
   const response = await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) });
   if (!response.ok) throw new Error(`${metricsUrl} answered ${response.status}`);
-  const families = parsePrometheusTextFormat(await response.text());
+  const text = await response.text();
+  const families = parsePrometheusTextFormat(text);
   const total = (name: string) =>
     families.find((f) => f.name === name)?.metrics.reduce((sum, m) => sum + Number(m.value ?? 0), 0) ?? 0;
+  // parse-prometheus-text-format keeps only the buckets of a histogram: read _sum and _count lines.
+  const lines = text.split('\n');
+  const histogram = (name: string): HistogramTotals => {
+    const totals = { sum: 0, count: 0 };
+    for (const line of lines) {
+      const part = line.startsWith(`${name}_sum`)
+        ? 'sum'
+        : line.startsWith(`${name}_count`)
+          ? 'count'
+          : undefined;
+      if (part) totals[part] += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return totals;
+  };
   return {
+    chunkSeconds: histogram('kafka_connect_sink_task_put_batch_time_seconds'),
+    predictSeconds: histogram('infer_connect_inference_request_duration_seconds'),
+    batchRows: histogram('infer_connect_inference_batch_size'),
     read: total('kafka_connect_sink_task_sink_record_read_total'),
     sent: total('kafka_connect_sink_task_sink_record_send_total'),
     skipped: total('kafka_connect_task_error_total_records_skipped'),

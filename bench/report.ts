@@ -10,11 +10,21 @@ export interface LatencyAtLoad {
   ratePerSecond: number;
   records: number;
   latencyMs: LatencySummary;
+  /** The worker's own view while this load ran (its histograms), when it has them. */
+  pipeline?: {
+    /** Task calls (chunks of one partition's records) and their mean duration. */
+    chunks: number;
+    meanChunkMs: number;
+    predicts: number;
+    meanPredictMs: number;
+    meanRowsPerPredict: number;
+  };
 }
 
 export interface RunSummary {
   records: number;
   recordsPerSecond: number;
+  drainRecordsPerSecond: number;
   seconds: number;
   peakRssMb: number;
   cpuSecondsPer100k: number;
@@ -23,6 +33,7 @@ export interface RunSummary {
   duplicates: number;
   lost: number;
   exitCode: number | null;
+  phaseSeconds: Record<string, number>;
 }
 
 export interface ScenarioResult {
@@ -74,6 +85,8 @@ export interface BenchResults {
     modelServerPredictMs: LatencySummary;
     phases: LatencyAtLoad[];
     peakRssMb: number;
+    /** Scenario a's loop at the 50% load's rate: what the Kafka client stack alone adds. */
+    plainKafkajsAt50: LatencyAtLoad;
   };
   stall?: {
     stallSeconds: number;
@@ -172,16 +185,31 @@ export function renderReport(results: BenchResults): {
         `p99 ${fixed(f.modelServerPredictMs.p99)} ms`,
       '',
       table(
-        ['load', 'records/s', 'records', 'p50 ms', 'p99 ms', 'max ms'],
-        f.phases.map((p) => [
-          `${Math.round(p.loadFraction * 100)}%`,
+        [
+          'load',
+          'records/s',
+          'records',
+          'p50 ms',
+          'p99 ms',
+          'max ms',
+          'records/chunk',
+          'chunk ms',
+          'Predict ms',
+          'rows/Predict',
+        ],
+        [...f.phases, { ...f.plainKafkajsAt50, loadFraction: -1 }].map((p) => [
+          p.loadFraction < 0 ? 'a (plain kafkajs) at the 50% rate' : `${Math.round(p.loadFraction * 100)}%`,
           int(p.ratePerSecond),
           int(p.records),
           fixed(p.latencyMs.p50, 0),
           fixed(p.latencyMs.p99, 0),
           fixed(p.latencyMs.max, 0),
+          p.pipeline && p.pipeline.chunks > 0 ? fixed(p.records / p.pipeline.chunks) : '-',
+          p.pipeline && p.pipeline.chunks > 0 ? fixed(p.pipeline.meanChunkMs) : '-',
+          p.pipeline && p.pipeline.predicts > 0 ? fixed(p.pipeline.meanPredictMs) : '-',
+          p.pipeline && p.pipeline.predicts > 0 ? fixed(p.pipeline.meanRowsPerPredict) : '-',
         ]),
-        ['l', 'r', 'r', 'r', 'r', 'r'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
   }
@@ -217,7 +245,12 @@ export function renderReport(results: BenchResults): {
   check('b/a', ratios['b/a'], 0.7, '>= 0.70');
   check(`c/a (best c: ${bestC?.id ?? '-'})`, ratios['c/a'], 0.5, '>= 0.50');
   check('c/d', ratios['c/d'], 30, '>= 30');
-  targets.push({ name: 'e/a', value: ratios['e/a'] === null ? '-' : ratios['e/a'].toFixed(2), target: '(reported)', met: null });
+  targets.push({
+    name: 'e/a',
+    value: ratios['e/a'] === null ? '-' : ratios['e/a'].toFixed(2),
+    target: '(reported)',
+    met: null,
+  });
   if (f) {
     const at50 = f.phases.find((p) => p.loadFraction === 0.5);
     const bound = Number(results.options['batchMaxWaitMs']) + 2 * f.modelServerPredictMs.p99 + 20;

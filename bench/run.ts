@@ -14,10 +14,11 @@
 //   g  a full backlog while the model server stalls, then recovers: memory, nothing lost
 //
 // The pipeline under test always runs as a child process (bench/process-under-test.ts). Each of
-// a-e drains a backlog (records/s from the first record read to the last output appended), and
+// a-e drains a backlog (records/s: the steady state, from the outputs' broker append times), and
 // its last run then takes a paced probe at 50% of that rate for the end-to-end latency. Numbers
 // are reported, not asserted: the machine is shared and noisy, so compare ratios from one run.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// bench/README.md explains every number.
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +26,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { up } from '../dev/stack.js';
 import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
 import { renderChart } from './chart.js';
-import { formatTopSelfTime, topSelfTime } from './cpu-profile.js';
+import { formatTopSelfTime, monotonicUs, topSelfTime } from './cpu-profile.js';
 import { createTopic, endOffsetTotal, fillCensusTopic, median, repoRoot, runId } from './lib.js';
 import {
   counterDelta,
@@ -37,11 +38,12 @@ import {
   type LatencySummary,
   type ModelServerCounters,
 } from './model-server.js';
-import { readOutputTopic, recordKey } from './output-topic.js';
+import { readOutputTopic, recordKey, type TagStats } from './output-topic.js';
 import { PacedProducer } from './paced-producer.js';
 import {
   startPlainProcess,
   startWorkerProcess,
+  type HistogramTotals,
   type Progress,
   type ProcessUnderTest,
 } from './process-under-test.js';
@@ -52,6 +54,7 @@ silenceKafkajsTimerWarnings();
 const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
 const BATCH_MAX_WAIT_MS = 5;
+const STEADY_STATE_SKIP = 0.1;
 const resultsDir = join(repoRoot, 'bench/results');
 const profileDir = join(resultsDir, 'profiles');
 
@@ -69,6 +72,8 @@ interface Plan {
   predictCalls: number;
   profile: boolean;
   maxPollRecords: number | undefined;
+  /** `--set key=value`: extra connector config for every worker under test. */
+  connectorOverrides: Record<string, string>;
 }
 
 const started = Date.now();
@@ -86,16 +91,30 @@ const intList = (value: string) => value.split(',').map((v) => positiveInt(v.tri
 function parsePlan(): Plan & { json: boolean } {
   const options = new Command('bench')
     .description('benchmark the runtime and TFServingInference on the local stack')
-    .option('--quick', 'reduced set: fewer records, 1 run, c at 1/64/256, shorter stall (under 3 minutes)')
+    .option('--quick', 'reduced set: 60k records, 1 run, c at 1/64/256, shorter stall (under 3 minutes)')
     .option('--json', 'print the results as JSON on the last line of stdout')
     .option('--profile', 'write V8 CPU profiles of the b and c workers to bench/results/profiles')
     .option('--only <scenarios>', 'comma-separated subset of a,b,c,d,e,f,g')
     .option('--batch-sizes <list>', 'batch.max.records values of scenario c', intList)
-    .option('--records <n>', 'backlog records per run (default 100000, --quick 20000)', positiveInt)
+    .option('--records <n>', 'backlog records per run (default 200000, --quick 60000)', positiveInt)
     .option('--runs <n>', 'runs per scenario, median reported (default 3, --quick 1)', positiveInt)
     .option('--partitions <n>', 'partitions of every topic', positiveInt, 4)
     .option('--stall-seconds <n>', 'model server stall of scenario g (default 60, --quick 20)', positiveInt)
-    .option('--max-poll-records <n>', "the worker's consumer.max.poll.records (default: the worker's)", positiveInt)
+    .option(
+      '--max-poll-records <n>',
+      "the worker's consumer.max.poll.records (default: the worker's)",
+      positiveInt,
+    )
+    .option(
+      '--set <key=value>',
+      'extra connector config for every worker under test, e.g. consumer.override.max.partition.fetch.bytes=1048576 (repeatable)',
+      (value: string, previous: Record<string, string>) => {
+        const eq = value.indexOf('=');
+        if (eq < 1) throw new InvalidArgumentError('key=value');
+        return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+      },
+      {} as Record<string, string>,
+    )
     .parse()
     .opts<{
       quick?: boolean;
@@ -108,6 +127,7 @@ function parsePlan(): Plan & { json: boolean } {
       partitions: number;
       stallSeconds?: number;
       maxPollRecords?: number;
+      set: Record<string, string>;
     }>();
   const quick = Boolean(options.quick);
   const only = new Set<ScenarioId>();
@@ -120,7 +140,7 @@ function parsePlan(): Plan & { json: boolean } {
   return {
     quick,
     json: Boolean(options.json),
-    records: options.records ?? (quick ? 20_000 : 100_000),
+    records: options.records ?? (quick ? 60_000 : 200_000),
     runs: options.runs ?? (quick ? 1 : 3),
     partitions: options.partitions,
     batchSizes: options.batchSizes ?? (quick ? [1, 64, 256] : [1, 16, 64, 256, 1024]),
@@ -131,6 +151,7 @@ function parsePlan(): Plan & { json: boolean } {
     predictCalls: quick ? 200 : 400,
     profile: Boolean(options.profile),
     maxPollRecords: options.maxPollRecords,
+    connectorOverrides: options.set,
   };
 }
 
@@ -158,14 +179,18 @@ function backlogTopic(plan: Plan, count: number): Promise<string> {
 
 /** What runs in the child: scenario a's plain loop, or a worker with one connector. */
 type Pipeline =
-  | { kind: 'plain' }
-  | { kind: 'worker'; connector: Record<string, unknown>; profile?: string | undefined };
+  { kind: 'plain' } | { kind: 'worker'; connector: Record<string, unknown>; profile?: string | undefined };
 
 function passThrough(): Pipeline {
   return { kind: 'worker', connector: { 'connector.class': 'PassThrough' } };
 }
 
-function inference(model: string, batchSize: number, maxInFlight = 4, maxWaitMs = BATCH_MAX_WAIT_MS): Pipeline {
+function inference(
+  model: string,
+  batchSize: number,
+  maxInFlight = 4,
+  maxWaitMs = BATCH_MAX_WAIT_MS,
+): Pipeline {
   return {
     kind: 'worker',
     connector: {
@@ -202,6 +227,7 @@ async function startPipeline(
       'errors.deadletterqueue.topic.replication.factor': '1',
       'errors.deadletterqueue.context.headers.enable': 'true',
       ...pipeline.connector,
+      ...plan.connectorOverrides,
     },
     worker: plan.maxPollRecords ? { 'consumer.max.poll.records': plan.maxPollRecords } : {},
     ...(pipeline.profile ? { profile: { dir: profileDir, name: pipeline.profile } } : {}),
@@ -222,7 +248,9 @@ async function pollUntil(
     onPoll?.(progress, Date.now());
     if (done(progress)) return progress;
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what} (${JSON.stringify(progress)})`);
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what} (${JSON.stringify(progress)})`,
+      );
     }
     await sleep(progress.read === 0 ? 20 : 200);
   }
@@ -230,7 +258,10 @@ async function pollUntil(
 
 interface RunMeasurement {
   records: number;
+  /** Steady state: the last 90% of the outputs over their append-time span. */
   recordsPerSecond: number;
+  /** Whole backlog: records / (last output appended - first record read). */
+  drainRecordsPerSecond: number;
   seconds: number;
   peakRssMb: number;
   cpuSecondsPer100k: number;
@@ -239,7 +270,19 @@ interface RunMeasurement {
   duplicates: number;
   lost: number;
   exitCode: number | null;
+  /** Wall time of each step of the run (start, join, drain, probe, stop, read), for the curious. */
+  phaseSeconds: Record<string, number>;
   probe?: LatencyAtLoad;
+}
+
+class Phases {
+  readonly seconds: Record<string, number> = {};
+  private last = performance.now();
+  mark(name: string): void {
+    const now = performance.now();
+    this.seconds[name] = Number(((now - this.last) / 1000).toFixed(2));
+    this.last = now;
+  }
 }
 
 /**
@@ -260,11 +303,14 @@ async function measureRun(
   await createTopic(output, plan.partitions, { logAppendTime: true });
   await createTopic(probeTopic, plan.partitions);
   const before = await modelServerCounters();
+  const phases = new Phases();
   const child = await startPipeline(plan, pipeline, label, [backlog, probeTopic], output);
+  phases.mark('start');
   let stopped = false;
   try {
     let lastPollAt = Date.now();
     let firstReadAt = 0;
+    const window = { from: 0, to: 0 };
     let cpuAtFirstRead = 0;
     const finished = await pollUntil(
       child,
@@ -276,63 +322,74 @@ async function measureRun(
           // The first read happened between the previous poll and this one.
           firstReadAt = (lastPollAt + at) / 2;
           cpuAtFirstRead = child.sample().cpuSeconds;
+          window.from = monotonicUs() - (at - lastPollAt) * 500;
+          phases.mark('join');
         }
         lastPollAt = at;
       },
     );
     const drained = child.sample();
+    window.to = monotonicUs();
+    if (pipeline.kind === 'worker' && pipeline.profile) profileWindows.set(pipeline.profile, window);
+    phases.mark('drain');
     const modelServer = counterDelta(before, await modelServerCounters());
+    const backlogOut = (await readOutputTopic(output, new Set())).get('b');
+    phases.mark('read');
+    if (!backlogOut) throw new Error(`${label}: no backlog records in ${output}`);
+    const seconds = (backlogOut.lastAppendMs - firstReadAt) / 1000;
+    const rate = steadyRate(backlogOut) ?? count / seconds;
     let probed = 0;
-    let probeRate: { fraction: number; ratePerSecond: number } | undefined;
+    let probeResult: LatencyAtLoad | undefined;
     if (probe) {
-      // This run's rate as the polls saw it (exact numbers come from the output topic later).
-      const estimate = count / ((Date.now() - firstReadAt) / 1000);
-      probeRate = {
-        fraction: probe.fraction,
-        ratePerSecond: probe.fraction * median([...probe.earlierRates, estimate]),
-      };
+      const ratePerSecond = probe.fraction * median([...probe.earlierRates, rate]);
       const producer = await PacedProducer.open(probeTopic);
       try {
-        probed = await producer.run('p', probeRate.ratePerSecond, plan.probeSeconds);
+        probed = await producer.run('p', ratePerSecond, plan.probeSeconds);
       } finally {
         await producer.close();
       }
       await pollUntil(child, (p) => p.sent + p.skipped >= count + probed, 120_000, `${label} probe`);
+      phases.mark('probe');
+      const latency = summarize((await readOutputTopic(output, new Set(['p']))).get('p')?.latenciesMs ?? []);
+      phases.mark('readProbe');
+      if (latency)
+        probeResult = { loadFraction: probe.fraction, ratePerSecond, records: probed, latencyMs: latency };
     }
     const exitCode = await child.stop();
     stopped = true;
-    const tags = await readOutputTopic(output, new Set(['p']));
-    const b = tags.get('b');
-    if (!b) throw new Error(`${label}: no backlog records in ${output}`);
-    const seconds = (b.lastAppendMs - firstReadAt) / 1000;
-    const p = tags.get('p');
-    const latency = p ? summarize(p.latenciesMs) : undefined;
+    phases.mark('stop');
     return {
       records: count,
-      recordsPerSecond: count / seconds,
+      recordsPerSecond: rate,
+      drainRecordsPerSecond: count / seconds,
       seconds,
       peakRssMb: drained.peakRssMb,
       cpuSecondsPer100k: ((drained.cpuSeconds - cpuAtFirstRead) / count) * 100_000,
       modelServer,
       skipped: finished.skipped,
-      duplicates: b.count - b.unique,
-      lost: count - b.unique,
+      duplicates: backlogOut.count - backlogOut.unique,
+      lost: count - backlogOut.unique,
       exitCode,
-      ...(probeRate && latency
-        ? {
-            probe: {
-              loadFraction: probeRate.fraction,
-              ratePerSecond: probeRate.ratePerSecond,
-              records: probed,
-              latencyMs: latency,
-            },
-          }
-        : {}),
+      phaseSeconds: phases.seconds,
+      ...(probeResult ? { probe: probeResult } : {}),
     };
   } finally {
     if (!stopped) await child.stop(10_000);
   }
 }
+
+/**
+ * Steady-state records/s: the last 90% of a backlog's outputs over their append-time span, so that
+ * start-up (JIT warm-up, schema look-ups, the first fetches) weighs the same in short and long runs.
+ */
+function steadyRate(out: TagStats): number | undefined {
+  const skip = Math.floor(out.appendTimesMs.length * STEADY_STATE_SKIP);
+  const seconds = (out.lastAppendMs - out.appendTimesMs[skip]!) / 1000;
+  return seconds > 0 ? (out.appendTimesMs.length - skip) / seconds : undefined;
+}
+
+/** Backlog drain of each profiled worker, on the CPU profile's clock: the steady state to summarize. */
+const profileWindows = new Map<string, { from: number; to: number }>();
 
 /** `plan.runs` runs of one config; the last one also probes latency at 50% of the median rate. */
 async function scenario(
@@ -348,18 +405,25 @@ async function scenario(
     // The last run also probes the latency at 50% of the median rate (this run's included).
     const probe =
       run === plan.runs ? { fraction: 0.5, earlierRates: runs.map((r) => r.recordsPerSecond) } : undefined;
+    // --profile: the first run of b and of each c config, with the V8 CPU profiler on.
     const profiled =
-      pipeline.kind === 'worker' && plan.profile && run === 1 ? { ...pipeline, profile: id } : pipeline;
+      pipeline.kind === 'worker' && plan.profile && run === 1 && /^(b|c\d+)$/.test(id)
+        ? { ...pipeline, profile: id }
+        : pipeline;
     log(`${id}: ${title}, run ${run}/${plan.runs}, ${count.toLocaleString('en-US')} records`);
     const measured = await measureRun(plan, profiled, `${id}-r${run}`, count, probe);
     runs.push(measured);
     log(
-      `${id}: ${Math.round(measured.recordsPerSecond).toLocaleString('en-US')} records/s, ` +
+      `${id}: ${Math.round(measured.recordsPerSecond).toLocaleString('en-US')} records/s ` +
+        `(whole backlog ${Math.round(measured.drainRecordsPerSecond).toLocaleString('en-US')}), ` +
         `peak RSS ${measured.peakRssMb.toFixed(0)} MB, ${measured.cpuSecondsPer100k.toFixed(1)} CPU s/100k` +
         (measured.probe
           ? `, latency at ${Math.round(measured.probe.ratePerSecond).toLocaleString('en-US')} records/s: ` +
             `p50 ${measured.probe.latencyMs.p50.toFixed(0)} ms, p99 ${measured.probe.latencyMs.p99.toFixed(0)} ms`
-          : ''),
+          : '') +
+        ` (${Object.entries(measured.phaseSeconds)
+          .map(([k, v]) => `${k} ${v}s`)
+          .join(', ')})`,
     );
   }
   const probe = runs.at(-1)!.probe;
@@ -397,56 +461,90 @@ function summarizeScenario(
   };
 }
 
-/** Records per run: configs that are slow by design drain a smaller backlog in a similar time. */
-function recordsFor(plan: Plan, batchSize: number): number {
-  if (batchSize === 1) return Math.max(2_000, Math.round(plan.records / 10));
+/**
+ * Records per run. Configs that are slow by design drain a smaller backlog, so that every run takes
+ * seconds, not minutes: batch 1 (c1) and the seed pattern (d) run at hundreds of records/s.
+ */
+function recordsFor(plan: Plan, batchSize: number, maxInFlight = 4): number {
+  if (batchSize === 1) return Math.max(1_000, Math.round(plan.records * (maxInFlight === 1 ? 0.025 : 0.06)));
   if (batchSize < 64) return Math.max(5_000, Math.round(plan.records / 4));
   return plan.records;
 }
 
 // ------------------------------------------------------------------------------ f and g
 
-async function latencyUnderLoad(
+/**
+ * Starts `pipeline` on an empty input (after a small warm-up backlog), then writes each load in
+ * turn at its rate for `plan.pacedSeconds`, letting the pipeline catch up between loads; returns
+ * the end-to-end latency of each load.
+ */
+async function pacedLoads(
   plan: Plan,
-  batchSize: number,
-  maxRate: number,
+  pipeline: Pipeline,
+  label: string,
+  loads: Array<{ tag: string; fraction: number; ratePerSecond: number }>,
 ): Promise<{ phases: LatencyAtLoad[]; peakRssMb: number }> {
-  const label = `f-b${batchSize}`;
   const warmup = 2_000;
   const backlog = await backlogTopic(plan, warmup);
   const input = newTopicName(`${label}-in`);
   const output = newTopicName(`${label}-out`);
   await createTopic(input, plan.partitions);
   await createTopic(output, plan.partitions, { logAppendTime: true });
-  const child = await startPipeline(plan, inference('null', batchSize), label, [backlog, input], output);
-  const producer = await PacedProducer.open(input);
-  const phases: Array<{ fraction: number; tag: string; rate: number; records: number }> = [];
+  const child = await startPipeline(plan, pipeline, label, [backlog, input], output);
+  const written = new Map<string, number>();
+  const pipelineViews = new Map<string, NonNullable<LatencyAtLoad['pipeline']>>();
+  let peakRssMb = 0;
   try {
-    let expected = warmup;
-    await pollUntil(child, (p) => p.sent + p.skipped >= expected, 120_000, `${label} warm-up`);
-    for (const fraction of [0.25, 0.5, 0.75]) {
-      const tag = `f${Math.round(fraction * 100)}`;
-      const rate = fraction * maxRate;
-      log(`f: ${Math.round(rate).toLocaleString('en-US')} records/s (${tag}%) for ${plan.pacedSeconds} s`);
-      const records = await producer.run(tag, rate, plan.pacedSeconds);
-      expected += records;
-      phases.push({ fraction, tag, rate, records });
-      await pollUntil(child, (p) => p.sent + p.skipped >= expected, 120_000, `${label} ${tag} to drain`);
-      await sleep(500);
+    const producer = await PacedProducer.open(input);
+    try {
+      let expected = warmup;
+      await pollUntil(child, (p) => p.sent + p.skipped >= expected, 120_000, `${label} warm-up`);
+      for (const { tag, ratePerSecond } of loads) {
+        log(
+          `${label}: ${Math.round(ratePerSecond).toLocaleString('en-US')} records/s (${tag}) for ${plan.pacedSeconds} s`,
+        );
+        const before = await child.progress();
+        const records = await producer.run(tag, ratePerSecond, plan.pacedSeconds);
+        written.set(tag, records);
+        expected += records;
+        const after = await pollUntil(
+          child,
+          (p) => p.sent + p.skipped >= expected,
+          120_000,
+          `${label} ${tag} to drain`,
+        );
+        const delta = (pick: (p: Progress) => HistogramTotals) => ({
+          sum: pick(after).sum - pick(before).sum,
+          count: pick(after).count - pick(before).count,
+        });
+        const chunks = delta((p) => p.chunkSeconds);
+        const predicts = delta((p) => p.predictSeconds);
+        const rows = delta((p) => p.batchRows);
+        pipelineViews.set(tag, {
+          chunks: chunks.count,
+          meanChunkMs: chunks.count > 0 ? (1000 * chunks.sum) / chunks.count : 0,
+          predicts: predicts.count,
+          meanPredictMs: predicts.count > 0 ? (1000 * predicts.sum) / predicts.count : 0,
+          meanRowsPerPredict: rows.count > 0 ? rows.sum / rows.count : 0,
+        });
+        await sleep(500);
+      }
+    } finally {
+      await producer.close();
     }
+    peakRssMb = child.sample().peakRssMb;
   } finally {
-    await producer.close();
+    await child.stop();
   }
-  const peakRssMb = child.sample().peakRssMb;
-  await child.stop();
-  const tags = await readOutputTopic(output, new Set(phases.map((p) => p.tag)));
+  const tags = await readOutputTopic(output, new Set(loads.map((l) => l.tag)));
   return {
     peakRssMb,
-    phases: phases.map(({ fraction, tag, rate, records }) => ({
+    phases: loads.map(({ tag, fraction, ratePerSecond }) => ({
       loadFraction: fraction,
-      ratePerSecond: rate,
-      records,
+      ratePerSecond,
+      records: written.get(tag) ?? 0,
       latencyMs: summarize(tags.get(tag)?.latenciesMs ?? []) ?? { p50: NaN, p99: NaN, max: NaN, count: 0 },
+      ...(pipelineViews.has(tag) ? { pipeline: pipelineViews.get(tag)! } : {}),
     })),
   };
 }
@@ -558,6 +656,7 @@ async function main(): Promise<void> {
       profile: plan.profile,
       scenarios: [...plan.only],
       maxPollRecords: plan.maxPollRecords ?? null,
+      connectorOverrides: plan.connectorOverrides,
     },
     scenarios: [],
     errors: [],
@@ -578,10 +677,16 @@ async function main(): Promise<void> {
   const run = plan.only;
 
   if (run.has('a'))
-    await attempt('a', async () => add(await scenario(plan, 'a', 'plain kafkajs', { kind: 'plain' }, plan.records, {})));
+    await attempt('a', async () =>
+      add(await scenario(plan, 'a', 'plain kafkajs', { kind: 'plain' }, plan.records, {})),
+    );
   if (run.has('b'))
     await attempt('b', async () =>
-      add(await scenario(plan, 'b', 'PassThrough', passThrough(), plan.records, { 'connector.class': 'PassThrough' })),
+      add(
+        await scenario(plan, 'b', 'PassThrough', passThrough(), plan.records, {
+          'connector.class': 'PassThrough',
+        }),
+      ),
     );
   const cResults: ScenarioResult[] = [];
   if (run.has('c') || run.has('e') || run.has('f') || run.has('g')) {
@@ -589,12 +694,19 @@ async function main(): Promise<void> {
     for (const batchSize of sizes) {
       const result = await attempt(`c${batchSize}`, async () =>
         add(
-          await scenario(plan, `c${batchSize}`, `null model, batch ${batchSize}`, inference('null', batchSize), recordsFor(plan, batchSize), {
-            model: 'null',
-            'batch.max.records': batchSize,
-            'batch.max.wait.ms': BATCH_MAX_WAIT_MS,
-            'max.in.flight.requests': 4,
-          }),
+          await scenario(
+            plan,
+            `c${batchSize}`,
+            `null model, batch ${batchSize}`,
+            inference('null', batchSize),
+            recordsFor(plan, batchSize),
+            {
+              model: 'null',
+              'batch.max.records': batchSize,
+              'batch.max.wait.ms': BATCH_MAX_WAIT_MS,
+              'max.in.flight.requests': 4,
+            },
+          ),
         ),
       );
       if (result) cResults.push(result);
@@ -609,23 +721,37 @@ async function main(): Promise<void> {
   if (run.has('d'))
     await attempt('d', async () =>
       add(
-        await scenario(plan, 'd', 'seed pattern: 1 record per Predict, 1 in flight', inference('null', 1, 1, 0), Math.max(1_000, Math.round(plan.records / 25)), {
-          model: 'null',
-          'batch.max.records': 1,
-          'batch.max.wait.ms': 0,
-          'max.in.flight.requests': 1,
-        }),
+        await scenario(
+          plan,
+          'd',
+          'seed pattern: 1 record per Predict, 1 in flight',
+          inference('null', 1, 1, 0),
+          recordsFor(plan, 1, 1),
+          {
+            model: 'null',
+            'batch.max.records': 1,
+            'batch.max.wait.ms': 0,
+            'max.in.flight.requests': 1,
+          },
+        ),
       ),
     );
   if (run.has('e'))
     await attempt('e', async () =>
       add(
-        await scenario(plan, 'e', `census model, batch ${bestBatch}`, inference('census', bestBatch), plan.records, {
-          model: 'census',
-          'batch.max.records': bestBatch,
-          'batch.max.wait.ms': BATCH_MAX_WAIT_MS,
-          'max.in.flight.requests': 4,
-        }),
+        await scenario(
+          plan,
+          'e',
+          `census model, batch ${bestBatch}`,
+          inference('census', bestBatch),
+          plan.records,
+          {
+            model: 'census',
+            'batch.max.records': bestBatch,
+            'batch.max.wait.ms': BATCH_MAX_WAIT_MS,
+            'max.in.flight.requests': 4,
+          },
+        ),
       ),
     );
   if (run.has('f')) {
@@ -634,13 +760,27 @@ async function main(): Promise<void> {
       const server = await measurePredictLatency(bestBatch, plan.predictCalls);
       const maxRate = bestC?.recordsPerSecond;
       if (maxRate === undefined) throw new Error('scenario f needs scenario c (its maximum rate)');
-      const { phases, peakRssMb } = await latencyUnderLoad(plan, bestBatch, maxRate);
+      const { phases, peakRssMb } = await pacedLoads(
+        plan,
+        inference('null', bestBatch),
+        `f-b${bestBatch}`,
+        [0.25, 0.5, 0.75].map((fraction) => ({
+          tag: `f${fraction * 100}`,
+          fraction,
+          ratePerSecond: fraction * maxRate,
+        })),
+      );
+      // The Kafka client stack's own share: plain kafkajs at the same rate as the 50% load.
+      const floor = await pacedLoads(plan, { kind: 'plain' }, 'f-plain', [
+        { tag: 'floor', fraction: 0.5, ratePerSecond: 0.5 * maxRate },
+      ]);
       results.latencyUnderLoad = {
         batchSize: bestBatch,
         maxRatePerSecond: maxRate,
         modelServerPredictMs: server,
         phases,
         peakRssMb,
+        plainKafkajsAt50: floor.phases[0]!,
       };
     });
   }
@@ -652,9 +792,13 @@ async function main(): Promise<void> {
 
   if (plan.profile) {
     results.profiles = [];
-    for (const file of readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))) {
-      const summary = topSelfTime(join(profileDir, file), 15);
-      const text = formatTopSelfTime(file, summary);
+    const written = readdirSync(profileDir).filter(
+      (f) => f.endsWith('.cpuprofile') && statSync(join(profileDir, f)).mtimeMs >= started,
+    );
+    for (const file of written) {
+      const window = profileWindows.get(file.replace(/\.cpuprofile$/, ''));
+      const summary = topSelfTime(join(profileDir, file), 15, window);
+      const text = formatTopSelfTime(`${file}${window ? ' (backlog drain only)' : ''}`, summary);
       writeFileSync(join(profileDir, file.replace(/\.cpuprofile$/, '.top15.md')), `${text}\n`);
       results.profiles.push({ file: join('bench/results/profiles', file), ...summary });
       process.stderr.write(`\n${text}\n`);
@@ -673,7 +817,12 @@ async function main(): Promise<void> {
   const body = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(join(resultsDir, `${stamp}.json`), body);
   // A partial or profiled run (profiling slows the worker) does not replace the latest results.
-  const complete = run.size === SCENARIOS.length && !plan.profile && results.errors.length === 0;
+  const complete =
+    run.size === SCENARIOS.length &&
+    !plan.profile &&
+    Object.keys(plan.connectorOverrides).length === 0 &&
+    plan.maxPollRecords === undefined &&
+    results.errors.length === 0;
   if (complete) {
     writeFileSync(join(resultsDir, 'latest.json'), body);
     const cPoints = cResults.map((r) => ({

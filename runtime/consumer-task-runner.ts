@@ -77,6 +77,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   private readonly logMessages: boolean;
   /** processing.guarantee=exactly_once: outputs, dead letters and offsets in one transaction. */
   private readonly exactlyOnce: boolean;
+  private readonly partitionByInput: boolean;
   /** Transactions of one producer cannot overlap: partitions take turns to deliver. */
   private transactionTurn: Promise<void> = Promise.resolve();
 
@@ -93,6 +94,8 @@ export class ConsumerTaskRunner implements TaskRunner {
     this.logMessages = config.getBoolean('errors.log.include.messages');
     this.exactlyOnce =
       deps.plugin.kind === 'processor' && config.getString('processing.guarantee') === 'exactly_once';
+    this.partitionByInput =
+      deps.plugin.kind === 'processor' && config.getString('output.partitioning') === 'input';
   }
 
   get state(): ObservedState {
@@ -227,7 +230,9 @@ export class ConsumerTaskRunner implements TaskRunner {
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
       heartbeatInterval: 3_000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      // Kafka's own default: a larger fetch buys little throughput and costs memory while a
+      // paused backlog waits (bench scenario g).
+      maxBytesPerPartition: 1024 * 1024,
       maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
       ...consumerOverrides,
@@ -390,9 +395,15 @@ export class ConsumerTaskRunner implements TaskRunner {
           const key = `${topic}:${partition}`;
           const redeliveries = (this.redeliveryAttempts.get(key) ?? 0) + 1;
           this.redeliveryAttempts.set(key, redeliveries);
+          // A known retry time (a circuit breaker's half-open) beats a growing backoff: waiting
+          // longer only delays the recovery after the dependency is back.
+          const retryAfter = (error as RetriableError).retryAfterMs;
           return {
             kind: 'redeliver',
-            delayMs: Math.max(backoffDelay(redeliveries, this.retryDelayMaxMs), delayMs),
+            delayMs:
+              retryAfter !== undefined
+                ? Math.max(100, retryAfter)
+                : Math.max(backoffDelay(redeliveries, this.retryDelayMaxMs), delayMs),
             error: error as Error,
           };
         }
@@ -561,7 +572,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   }
 
   private partitionFor(topic: string, inputPartition: number): number | undefined {
-    if (this.deps.config.getString('output.partitioning') !== 'input') return undefined;
+    if (!this.partitionByInput) return undefined;
     const count = this.outputPartitions.get(topic);
     return count ? inputPartition % count : undefined;
   }
