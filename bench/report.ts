@@ -23,7 +23,9 @@ export interface LatencyAtLoad {
 
 export interface RunSummary {
   records: number;
+  /** Steady state: the last 90% of the outputs over their append-time span. */
   recordsPerSecond: number;
+  /** Whole backlog: records / (last output appended - first record read). */
   drainRecordsPerSecond: number;
   seconds: number;
   peakRssMb: number;
@@ -33,6 +35,7 @@ export interface RunSummary {
   duplicates: number;
   lost: number;
   exitCode: number | null;
+  /** Wall time of each step of the run (start, join, drain, probe, stop, read), for the curious. */
   phaseSeconds: Record<string, number>;
 }
 

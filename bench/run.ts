@@ -47,7 +47,13 @@ import {
   type Progress,
   type ProcessUnderTest,
 } from './process-under-test.js';
-import { renderReport, type BenchResults, type LatencyAtLoad, type ScenarioResult } from './report.js';
+import {
+  renderReport,
+  type BenchResults,
+  type LatencyAtLoad,
+  type RunSummary,
+  type ScenarioResult,
+} from './report.js';
 
 silenceKafkajsTimerWarnings();
 
@@ -256,22 +262,8 @@ async function pollUntil(
   }
 }
 
-interface RunMeasurement {
-  records: number;
-  /** Steady state: the last 90% of the outputs over their append-time span. */
-  recordsPerSecond: number;
-  /** Whole backlog: records / (last output appended - first record read). */
-  drainRecordsPerSecond: number;
-  seconds: number;
-  peakRssMb: number;
-  cpuSecondsPer100k: number;
-  modelServer: ModelServerCounters;
-  skipped: number;
-  duplicates: number;
-  lost: number;
-  exitCode: number | null;
-  /** Wall time of each step of the run (start, join, drain, probe, stop, read), for the curious. */
-  phaseSeconds: Record<string, number>;
+/** One run's numbers (the shape report.ts prints), plus the latency probe of the last run. */
+interface RunMeasurement extends RunSummary {
   probe?: LatencyAtLoad;
 }
 
