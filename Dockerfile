@@ -19,7 +19,9 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 # ---------------------------------------------------------------- build: compile TypeScript
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# patches/ before npm ci: its postinstall (patch-package) applies them to kafkajs.
 COPY package.json package-lock.json ./
+COPY patches/ patches/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY runtime/ runtime/
@@ -31,6 +33,7 @@ FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 # package.json also marks the package root, where the gRPC client looks for proto/.
 COPY package.json package-lock.json ./
+COPY patches/ patches/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/ dist/
 COPY bin/ bin/

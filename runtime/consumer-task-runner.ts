@@ -7,7 +7,6 @@
 // Transient failures are retried with capped exponential backoff until `errors.retry.timeout`;
 // then the partition is paused, rewound to the first unfinished offset and resumed later, so the
 // records are redelivered instead of dead-lettered.
-import { randomUUID } from 'node:crypto';
 import {
   Partitioners,
   type Consumer,
@@ -17,7 +16,6 @@ import {
   type Message,
   type Producer,
 } from 'kafkajs';
-import type { Type as AvroType } from 'avsc';
 import type {
   ConnectRecord,
   OutputRecord,
@@ -436,6 +434,7 @@ export class ConsumerTaskRunner implements TaskRunner {
         const key = keyConverter.toConnect(topic, message.key);
         stage = 'VALUE_CONVERTER';
         const value = valueConverter.toConnect(topic, message.value);
+        // One object shape for every record (no conditional spreads): the hot path stays monomorphic.
         records.push({
           topic,
           partition,
@@ -443,8 +442,8 @@ export class ConsumerTaskRunner implements TaskRunner {
           timestamp: message.timestamp,
           key: key.value,
           value: value.value,
-          ...(key.schema ? { keySchema: key.schema } : {}),
-          ...(value.schema ? { valueSchema: value.schema } : {}),
+          keySchema: key.schema,
+          valueSchema: value.schema,
           headers: message.headers as Record<string, Buffer | undefined>,
           rawKey: message.key,
           rawValue: message.value,
@@ -489,14 +488,14 @@ export class ConsumerTaskRunner implements TaskRunner {
     }
 
     const encoded = await this.encodeOutputs(partition, outputsByIndex, failures);
-    failures.sort((a, b) => a.index - b.index);
+    if (failures.length > 1) failures.sort((a, b) => a.index - b.index);
 
     // errors.tolerance=none: everything before the first bad record is written and committed,
     // then the task fails on it, so a restart after the fix resumes at exactly that record.
     let firstBad: Failure | undefined;
     if (failures.length > 0 && !this.tolerateAll) firstBad = failures[0];
     const cutoff = firstBad ? firstBad.index : chunk.length;
-    const messages = encoded.filter((m) => m.index < cutoff);
+    const messages = firstBad ? encoded.filter((m) => m.index < cutoff) : encoded;
     const letters = firstBad
       ? []
       : failures.map((f) => this.deadLetter(topic, partition, chunk[f.index]!, f));
@@ -527,19 +526,33 @@ export class ConsumerTaskRunner implements TaskRunner {
   ): Promise<Array<{ index: number; topic: string; message: Message }>> {
     if (outputsByIndex.size === 0) return [];
     const { keyConverter, valueConverter } = this.deps;
-    const prepared = new Set<string>();
-    for (const outputs of outputsByIndex.values()) {
-      for (const output of outputs) {
-        const schema = output.valueSchema;
-        const id = `${output.topic}\u0000${schemaIdentity(schema)}`;
-        if (prepared.has(id)) continue;
-        prepared.add(id);
-        await valueConverter.prepareEncode?.(output.topic, schema);
+    if (valueConverter.prepareEncode) {
+      // Each distinct (topic, schema) once; outputs nearly always repeat the previous one's.
+      const prepared = new Map<string, Set<unknown>>();
+      let lastTopic: string | undefined;
+      let lastSchema: unknown;
+      for (const outputs of outputsByIndex.values()) {
+        for (const output of outputs) {
+          const schema = output.valueSchema;
+          if (output.topic === lastTopic && schema === lastSchema) continue;
+          lastTopic = output.topic;
+          lastSchema = schema;
+          let schemas = prepared.get(output.topic);
+          if (!schemas) prepared.set(output.topic, (schemas = new Set()));
+          if (schemas.has(schema)) continue;
+          schemas.add(schema);
+          await valueConverter.prepareEncode(output.topic, schema);
+        }
       }
     }
     const now = String(this.now());
     const out: Array<{ index: number; topic: string; message: Message }> = [];
+    // outputsByIndex is filled in input order except after a failed record; sort only then.
+    let ordered = true;
+    let previousIndex = -1;
     for (const [index, outputs] of outputsByIndex) {
+      if (index < previousIndex) ordered = false;
+      previousIndex = index;
       let stage: Stage = 'KEY_CONVERTER';
       try {
         for (const output of outputs) {
@@ -567,7 +580,7 @@ export class ConsumerTaskRunner implements TaskRunner {
         failures.push({ index, error: error as Error, stage, className: converterClassName(stage) });
       }
     }
-    out.sort((a, b) => a.index - b.index);
+    if (!ordered) out.sort((a, b) => a.index - b.index);
     return out;
   }
 
@@ -770,17 +783,6 @@ function expectResults(results: unknown[], expected: number, plugin: string): vo
 
 function converterClassName(stage: Stage): string {
   return stage === 'KEY_CONVERTER' ? 'KeyConverter' : 'ValueConverter';
-}
-
-const schemaIds = new WeakMap<object, string>();
-function schemaIdentity(schema: AvroType | undefined): string {
-  if (!schema) return '';
-  let id = schemaIds.get(schema);
-  if (!id) {
-    id = randomUUID();
-    schemaIds.set(schema, id);
-  }
-  return id;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

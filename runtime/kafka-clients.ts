@@ -86,8 +86,14 @@ const sizeOf = (m: Message): number => {
   let size = 64;
   if (m.key) size += m.key.length;
   if (m.value) size += m.value.length;
-  if (m.headers)
-    for (const [k, v] of Object.entries(m.headers)) size += k.length + (v ? String(v).length : 0);
+  if (m.headers) {
+    for (const [k, v] of Object.entries(m.headers)) {
+      size += k.length;
+      for (const item of Array.isArray(v) ? v : [v]) {
+        if (item !== undefined) size += typeof item === 'string' ? Buffer.byteLength(item) : item.length;
+      }
+    }
+  }
   return size;
 };
 
@@ -103,11 +109,10 @@ export async function sendInRequests(
   while (start < messages.length) {
     let end = start;
     let bytes = 0;
-    while (
-      end < messages.length &&
-      (end === start || bytes + sizeOf(messages[end]!.message) <= MAX_REQUEST_BYTES)
-    ) {
-      bytes += sizeOf(messages[end]!.message);
+    while (end < messages.length) {
+      const size = sizeOf(messages[end]!.message);
+      if (end > start && bytes + size > MAX_REQUEST_BYTES) break;
+      bytes += size;
       end++;
     }
     const byTopic = new Map<string, Message[]>();

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+// patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) replaces two hot
+// kafkajs producer functions; these tests pin that it is applied and that kafkajs still
+// behaves as before.
+const require = createRequire(import.meta.url);
+
+type Partitioner = (args: { message: { partition: number } }) => number;
+const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition') as (args: {
+  topic: string;
+  partitionMetadata: unknown[];
+  messages: Array<{ partition: number; seq: number }>;
+  partitioner: Partitioner;
+}) => Record<string, Array<{ seq: number }>>;
+interface KafkaEncoder {
+  writeVarInt(value: number): KafkaEncoder;
+  writeUVarInt(value: number): KafkaEncoder;
+  writeVarLong(value: unknown): KafkaEncoder;
+  writeBytes(value: Buffer): KafkaEncoder;
+  buffer: Buffer;
+}
+const Encoder = require('kafkajs/src/protocol/encoder') as { new (initialSize?: number): KafkaEncoder };
+const Decoder = require('kafkajs/src/protocol/decoder') as {
+  new (buffer: Buffer): { readVarInt(): number; readVarLong(): { toString(): string }; readBytes(): Buffer };
+};
+const Long = require('kafkajs/src/utils/long') as { fromNumber(value: number): unknown };
+const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C') as (buffer: Buffer) => number;
+const crc32CJavaScript = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C') as (
+  buffer: Buffer,
+) => number;
+
+describe('kafkajs patches', () => {
+  it('is applied (npm ci runs patch-package as postinstall)', () => {
+    for (const file of [
+      'src/producer/groupMessagesPerPartition.js',
+      'src/protocol/recordBatch/crc32C/index.js',
+    ]) {
+      const source = readFileSync(require.resolve(`kafkajs/${file}`), 'utf8');
+      expect(source, `${file}: run "npx patch-package" to apply patches/`).to.contain(
+        'Patched by infer-connect',
+      );
+    }
+  });
+
+  it('groups messages by partition, in their order, in one pass', () => {
+    const messages = Array.from({ length: 10_000 }, (_, seq) => ({ partition: (seq * 7) % 3, seq }));
+    const grouped = groupMessagesPerPartition({
+      topic: 't',
+      partitionMetadata: [{}, {}, {}],
+      messages,
+      partitioner: ({ message }) => message.partition,
+    });
+    expect(Object.keys(grouped).sort()).to.deep.equal(['0', '1', '2']);
+    for (const [partition, list] of Object.entries(grouped)) {
+      const expected = messages.filter((m) => m.partition === Number(partition)).map((m) => m.seq);
+      expect(list.map((m) => m.seq)).to.deep.equal(expected);
+    }
+    expect(
+      groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 }),
+    ).to.deep.equal({});
+  });
+
+  it('computes CRC-32C as the JavaScript table does, unsigned', () => {
+    // The check value of CRC-32C (Castagnoli) for "123456789".
+    expect(crc32C(Buffer.from('123456789'))).to.equal(0xe3069283);
+    expect(crc32C(Buffer.alloc(0))).to.equal(0);
+    for (const size of [1, 7, 64, 1000, 1 << 20]) {
+      const buffer = randomBytes(size);
+      expect(crc32C(buffer), `size ${size}`).to.equal(crc32CJavaScript(buffer) >>> 0);
+    }
+  });
+
+  it('writes varints in place, byte for byte as the Long path and readable by the decoder', () => {
+    const values = [0, 1, -1, 63, 64, -64, -65, 127, 128, 300, 2 ** 20, -(2 ** 20), 2 ** 31 - 1, -(2 ** 31)];
+    for (const value of values) {
+      const fast = new Encoder().writeVarLong(value).buffer;
+      expect(fast.toString('hex'), `varlong ${value}`).to.equal(
+        new Encoder().writeVarLong(Long.fromNumber(value)).buffer.toString('hex'),
+      );
+      expect(new Decoder(fast).readVarLong().toString()).to.equal(String(value));
+      expect(new Decoder(new Encoder().writeVarInt(value).buffer).readVarInt(), `varint ${value}`).to.equal(
+        value,
+      );
+    }
+    expect(new Encoder().writeUVarInt(2 ** 32 - 1).buffer.toString('hex')).to.equal('ffffffff0f');
+    // Growing past the initial buffer keeps every byte written before (no zero-filled gaps read).
+    const payload = randomBytes(3000);
+    const grown = new Encoder(1).writeVarInt(-5).writeBytes(payload).writeUVarInt(300);
+    const decoder = new Decoder(grown.buffer);
+    expect(decoder.readVarInt()).to.equal(-5);
+    expect(decoder.readBytes().equals(payload)).to.equal(true);
+  });
+});
