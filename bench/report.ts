@@ -145,7 +145,8 @@ export function renderReport(results: BenchResults): {
   out.push(
     `infer-connect bench (${results.options['quick'] ? '--quick' : 'full'}), ${results.startedAt}, ` +
       `${results.durationSeconds} s: ${m.cpus} cores (${m.cpuModel}), ${m.memTotalGiB} GiB RAM, ` +
-      `node ${m.node}, load ${m.loadAverage1m} at start; ${String(results.options['runs'])} run(s) per scenario, median`,
+      `node ${m.node}, load ${m.loadAverage1m} at start; ${String(results.options['runs'])} run(s) per scenario, median; ` +
+      `processes under test run with node flags: ${nodeFlagsOf(results) || "(none: Node's defaults)"}`,
     '',
   );
 
@@ -290,4 +291,9 @@ export function renderReport(results: BenchResults): {
     out.push('', ...results.errors.map((err) => `scenario ${err.scenario} FAILED: ${err.message}`));
   }
   return { text: out.join('\n'), ratios, targets };
+}
+
+function nodeFlagsOf(results: BenchResults): string {
+  const flags = results.options['nodeFlags'];
+  return Array.isArray(flags) ? flags.join(' ') : '';
 }

@@ -41,6 +41,7 @@ import {
 import { readOutputTopic, recordKey, type TagStats } from './output-topic.js';
 import { PacedProducer } from './paced-producer.js';
 import {
+  DEFAULT_NODE_FLAGS,
   startPlainProcess,
   startWorkerProcess,
   type HistogramTotals,
@@ -80,6 +81,8 @@ interface Plan {
   maxPollRecords: number | undefined;
   /** `--set key=value`: extra connector config for every worker under test. */
   connectorOverrides: Record<string, string>;
+  /** `--node-options`: Node flags of every process under test (a's too). */
+  nodeFlags: string[];
 }
 
 const started = Date.now();
@@ -112,6 +115,11 @@ function parsePlan(): Plan & { json: boolean } {
       positiveInt,
     )
     .option(
+      '--node-options <flags>',
+      "Node flags of the processes under test ('' for Node's defaults)",
+      DEFAULT_NODE_FLAGS.join(' '),
+    )
+    .option(
       '--set <key=value>',
       'extra connector config for every worker under test, e.g. consumer.override.max.partition.fetch.bytes=1048576 (repeatable)',
       (value: string, previous: Record<string, string>) => {
@@ -133,6 +141,7 @@ function parsePlan(): Plan & { json: boolean } {
       partitions: number;
       stallSeconds?: number;
       maxPollRecords?: number;
+      nodeOptions: string;
       set: Record<string, string>;
     }>();
   const quick = Boolean(options.quick);
@@ -158,6 +167,7 @@ function parsePlan(): Plan & { json: boolean } {
     profile: Boolean(options.profile),
     maxPollRecords: options.maxPollRecords,
     connectorOverrides: options.set,
+    nodeFlags: options.nodeOptions.split(/\s+/).filter((flag) => flag.length > 0),
   };
 }
 
@@ -218,7 +228,9 @@ async function startPipeline(
   inputs: string[],
   output: string,
 ): Promise<ProcessUnderTest> {
-  if (pipeline.kind === 'plain') return startPlainProcess({ name, inputs, output, dir: workDir });
+  if (pipeline.kind === 'plain') {
+    return startPlainProcess({ name, inputs, output, dir: workDir, nodeFlags: plan.nodeFlags });
+  }
   return startWorkerProcess({
     name,
     dir: workDir,
@@ -236,6 +248,7 @@ async function startPipeline(
       ...plan.connectorOverrides,
     },
     worker: plan.maxPollRecords ? { 'consumer.max.poll.records': plan.maxPollRecords } : {},
+    nodeFlags: plan.nodeFlags,
     ...(pipeline.profile ? { profile: { dir: profileDir, name: pipeline.profile } } : {}),
   });
 }
@@ -649,6 +662,7 @@ async function main(): Promise<void> {
       scenarios: [...plan.only],
       maxPollRecords: plan.maxPollRecords ?? null,
       connectorOverrides: plan.connectorOverrides,
+      nodeFlags: plan.nodeFlags,
     },
     scenarios: [],
     errors: [],
@@ -814,6 +828,7 @@ async function main(): Promise<void> {
     !plan.profile &&
     Object.keys(plan.connectorOverrides).length === 0 &&
     plan.maxPollRecords === undefined &&
+    plan.nodeFlags.join(' ') === DEFAULT_NODE_FLAGS.join(' ') &&
     results.errors.length === 0;
   if (complete) {
     writeFileSync(join(resultsDir, 'latest.json'), body);

@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
 import { once } from 'node:events';
 import avro from 'avsc';
+import { DEFAULT_NODE_FLAGS } from '../../bench/process-under-test.js';
 import { expect } from 'chai';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { DockerfileParser, From, Healthcheck, JSONInstruction, type Instruction } from 'dockerfile-ast';
@@ -385,6 +386,9 @@ describe('the Dockerfile, followed natively', function () {
     expect(parsed.problems).to.deep.equal([]);
     expect(parsed.config!.getString('listeners')).to.equal(`http://0.0.0.0:${image.exposed[0]}`);
     expect(new URL(image.env.INFER_CONNECT_HEALTH_URL!).port).to.equal(image.exposed[0]);
+    // npm run bench measures the worker with the image's Node flags.
+    const imageFlags = (image.env.NODE_OPTIONS ?? '').split(/\s+/);
+    for (const flag of DEFAULT_NODE_FLAGS) expect(imageFlags, 'NODE_OPTIONS').to.include(flag);
     for (const file of connectorFiles) {
       const check = spawnSync(
         'setpriv',
