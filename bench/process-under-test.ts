@@ -210,6 +210,7 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
   const nodeArgs = [...(options.nodeFlags ?? DEFAULT_NODE_FLAGS)];
   if (options.profile) {
     nodeArgs.push(
+      '--cpu-prof',
       `--cpu-prof-dir=${options.profile.dir}`,
       `--cpu-prof-name=${options.profile.name}.cpuprofile`,
     );
