@@ -1,6 +1,7 @@
 // The benchmark's results: their JSON shape, and the tables printed on stdout (Markdown, so they
 // paste into bench/README.md as they are), with the ratios and the issue's targets (reported,
 // not asserted).
+import type { renderChart } from './chart.js';
 import type { LatencySummary, ModelServerCounters } from './model-server.js';
 
 /** End-to-end latency (output append time - input creation time) at a paced input rate. */
@@ -296,4 +297,23 @@ export function renderReport(results: BenchResults): {
 function nodeFlagsOf(results: BenchResults): string {
   const flags = results.options['nodeFlags'];
   return Array.isArray(flags) ? flags.join(' ') : '';
+}
+
+/** The chart of a run: c's throughput and p99 at 50% load per batch size, a and b as references. */
+export function chartOf(results: BenchResults): Parameters<typeof renderChart>[0] {
+  return {
+    title:
+      `TFServingInference (null model) vs batch size: ${results.machine.cpus} cores, ` +
+      `${results.options['quick'] ? '--quick' : 'full run'}, ${results.startedAt.slice(0, 16)}`,
+    points: results.scenarios
+      .filter((s) => /^c\d+$/.test(s.id))
+      .map((r) => ({
+        batchSize: Number(r.config['batch.max.records']),
+        recordsPerSecond: Math.round(r.recordsPerSecond),
+        p99Ms: r.latencyAt50?.latencyMs.p99,
+      })),
+    references: results.scenarios
+      .filter((s) => s.id === 'a' || s.id === 'b')
+      .map((s) => ({ label: `${s.id}: ${s.title}`, recordsPerSecond: Math.round(s.recordsPerSecond) })),
+  };
 }

@@ -49,6 +49,7 @@ import {
   type ProcessUnderTest,
 } from './process-under-test.js';
 import {
+  chartOf,
   renderReport,
   type BenchResults,
   type LatencyAtLoad,
@@ -832,19 +833,7 @@ async function main(): Promise<void> {
     results.errors.length === 0;
   if (complete) {
     writeFileSync(join(resultsDir, 'latest.json'), body);
-    const cPoints = cResults.map((r) => ({
-      batchSize: Number(r.config['batch.max.records']),
-      recordsPerSecond: Math.round(r.recordsPerSecond),
-      p99Ms: r.latencyAt50?.latencyMs.p99,
-    }));
-    const references = results.scenarios
-      .filter((s) => s.id === 'a' || s.id === 'b')
-      .map((s) => ({ label: `${s.id}: ${s.title}`, recordsPerSecond: Math.round(s.recordsPerSecond) }));
-    const svg = await renderChart({
-      title: `TFServingInference (null model) vs batch size: ${results.machine.cpus} cores, ${plan.quick ? '--quick' : 'full run'}, ${results.startedAt.slice(0, 16)}`,
-      points: cPoints,
-      references,
-    });
+    const svg = await renderChart(chartOf(results));
     writeFileSync(join(resultsDir, 'latest.svg'), svg);
   }
   log(
