@@ -17,6 +17,22 @@ export const kafka = new Kafka({
   brokers: [kafkaBootstrap],
   logLevel: logLevel.NOTHING,
 });
+const patchedKafka = kafka;
+const patchedPartitioners = Partitioners;
+
+/** kafkajs 2.2.4 without patches/ (the `kafkajs-stock` dev dependency). */
+async function stockKafkajs(): Promise<{ kafka: Kafka; Partitioners: typeof Partitioners }> {
+  const stock = (await import('kafkajs-stock')) as unknown as { default: typeof import('kafkajs') };
+  const { Kafka: StockKafka, Partitioners: stockPartitioners, logLevel: stockLogLevel } = stock.default;
+  return {
+    kafka: new StockKafka({
+      clientId: 'infer-connect-bench-stock',
+      brokers: [kafkaBootstrap],
+      logLevel: stockLogLevel.NOTHING,
+    }),
+    Partitioners: stockPartitioners,
+  };
+}
 
 const integerColumns = new Set([
   'age',
@@ -147,8 +163,17 @@ export interface PlainPassThrough {
  * Scenario a: plain kafkajs consume -> produce of the same bytes to the same partition number,
  * resolving each batch's offsets only after its copy is acknowledged (the delivery guarantee the
  * runtime gives), 4 partitions at a time like the worker. Runs until stopped.
+ *
+ * `client: 'stock'` runs it on kafkajs 2.2.4 as published (the `kafkajs-stock` alias, which
+ * patches/ does not touch): what a user of plain kafkajs runs.
  */
-export async function startPlainPassThrough(inputs: string[], output: string): Promise<PlainPassThrough> {
+export async function startPlainPassThrough(
+  inputs: string[],
+  output: string,
+  client: 'patched' | 'stock' = 'patched',
+): Promise<PlainPassThrough> {
+  const { kafka, Partitioners } =
+    client === 'stock' ? await stockKafkajs() : { kafka: patchedKafka, Partitioners: patchedPartitioners };
   const consumer = kafka.consumer({
     groupId: `bench-plain-${runId()}`,
     // kafkajs's and Kafka's default, as the worker under test uses.

@@ -3,7 +3,7 @@
 // counters on `GET /metrics` of `--port`, so the bench drives and measures it like the worker.
 // SIGTERM stops it (consumer and producer disconnect) and it exits 0.
 //
-//   node --import tsx bench/plain-passthrough-process.ts --port 9999 --output out in1 [in2...]
+//   node --import tsx bench/plain-passthrough-process.ts --port 9999 --output out [--stock] in1 [in2...]
 import { createServer } from 'node:http';
 import { Command } from 'commander';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
@@ -15,14 +15,15 @@ silenceKafkajsTimerWarnings();
 const program = new Command()
   .requiredOption('--port <port>', 'port of GET /metrics on 127.0.0.1')
   .requiredOption('--output <topic>', 'output topic')
+  .option('--stock', 'use kafkajs 2.2.4 as published (without patches/)')
   .argument('<inputs...>', 'input topics')
   .parse();
-const { port, output } = program.opts<{ port: string; output: string }>();
+const { port, output, stock } = program.opts<{ port: string; output: string; stock?: boolean }>();
 
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
 const labels = { connector: 'plain-kafkajs', task: '0' };
-const pipe = await startPlainPassThrough(program.args, output);
+const pipe = await startPlainPassThrough(program.args, output, stock ? 'stock' : 'patched');
 const counter = (name: string, help: string, value: () => number) =>
   new Counter({
     name,

@@ -232,6 +232,8 @@ export async function startPlainProcess(options: {
   output: string;
   dir: string;
   nodeFlags?: readonly string[];
+  /** kafkajs as published, without patches/. */
+  stock?: boolean;
 }): Promise<ProcessUnderTest> {
   mkdirSync(options.dir, { recursive: true });
   const port = await freePort();
@@ -246,6 +248,7 @@ export async function startPlainProcess(options: {
       String(port),
       '--output',
       options.output,
+      ...(options.stock ? ['--stock'] : []),
       ...options.inputs,
     ],
     logFile,

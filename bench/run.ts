@@ -196,7 +196,8 @@ function backlogTopic(plan: Plan, count: number): Promise<string> {
 
 /** What runs in the child: scenario a's plain loop, or a worker with one connector. */
 type Pipeline =
-  { kind: 'plain' } | { kind: 'worker'; connector: Record<string, unknown>; profile?: string | undefined };
+  | { kind: 'plain'; stock?: boolean }
+  | { kind: 'worker'; connector: Record<string, unknown>; profile?: string | undefined };
 
 function passThrough(): Pipeline {
   return { kind: 'worker', connector: { 'connector.class': 'PassThrough' } };
@@ -230,7 +231,14 @@ async function startPipeline(
   output: string,
 ): Promise<ProcessUnderTest> {
   if (pipeline.kind === 'plain') {
-    return startPlainProcess({ name, inputs, output, dir: workDir, nodeFlags: plan.nodeFlags });
+    return startPlainProcess({
+      name,
+      inputs,
+      output,
+      dir: workDir,
+      nodeFlags: plan.nodeFlags,
+      stock: pipeline.stock ?? false,
+    });
   }
   return startWorkerProcess({
     name,
@@ -686,6 +694,20 @@ async function main(): Promise<void> {
   if (run.has('a'))
     await attempt('a', async () =>
       add(await scenario(plan, 'a', 'plain kafkajs', { kind: 'plain' }, plan.records, {})),
+    );
+  // What a user of plain kafkajs gets: the same loop on kafkajs as published, without patches/.
+  if (run.has('a'))
+    await attempt('a0', async () =>
+      add(
+        await scenario(
+          plan,
+          'a0',
+          'plain kafkajs 2.2.4 as published (unpatched)',
+          { kind: 'plain', stock: true },
+          plan.records,
+          { kafkajs: 'stock' },
+        ),
+      ),
     );
   if (run.has('b'))
     await attempt('b', async () =>
