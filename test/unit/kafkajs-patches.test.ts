@@ -93,4 +93,83 @@ describe('kafkajs patches', () => {
     expect(decoder.readVarInt()).to.equal(-5);
     expect(decoder.readBytes().equals(payload)).to.equal(true);
   });
+
+  // kafkajs-stock is kafkajs 2.2.4 as published (patches/ does not touch it): the reference.
+  type RecordDecoder = (decoder: unknown, context: Record<string, unknown>) => Record<string, unknown>;
+  const load = (pkg: 'kafkajs' | 'kafkajs-stock') => ({
+    Encoder: require(`${pkg}/src/protocol/encoder`) as { new (): KafkaEncoder },
+    Decoder: require(`${pkg}/src/protocol/decoder`) as {
+      new (buffer: Buffer): { readVarIntBytes(): Buffer };
+    },
+    Record: require(`${pkg}/src/protocol/recordBatch/record/v0`) as (
+      record: Record<string, unknown>,
+    ) => KafkaEncoder,
+    decodeRecord: require(`${pkg}/src/protocol/recordBatch/record/v0/decoder`) as RecordDecoder,
+    Batch: require(`${pkg}/src/consumer/batch`) as {
+      new (
+        topic: string,
+        fetchedOffset: string,
+        data: Record<string, unknown>,
+      ): { messages: Array<{ offset: string }> };
+    },
+  });
+  const patched = load('kafkajs');
+  const stock = load('kafkajs-stock');
+
+  it('decodes record offsets and timestamps as kafkajs as published does, safe integers or not', () => {
+    const firstOffsets = ['0', '41', '9007199254740000', '9007199254740990', '9223372036854775000'];
+    const firstTimestamps = ['1764160000000', '-1', '0'];
+    const offsetDeltas = [0, 1, 999, 2 ** 20];
+    const timestampDeltas = [0, 5, -3, 2 ** 40, -(2 ** 40), 2 ** 47, 2 ** 50, -(2 ** 52)];
+    let compared = 0;
+    for (const firstOffset of firstOffsets) {
+      for (const firstTimestamp of firstTimestamps) {
+        for (const offsetDelta of offsetDeltas) {
+          for (const timestampDelta of timestampDeltas) {
+            const encoded = stock.Record({
+              offsetDelta,
+              timestampDelta,
+              key: Buffer.from('k'),
+              value: Buffer.from('v'),
+              headers: { h: Buffer.from('x') },
+            }).buffer;
+            const context = {
+              firstOffset,
+              firstTimestamp,
+              magicByte: 2,
+              timestampType: 0,
+              maxTimestamp: '0',
+            };
+            const decode = (impl: typeof stock) =>
+              impl.decodeRecord(new impl.Decoder(new impl.Decoder(encoded).readVarIntBytes()), context);
+            const expected = decode(stock);
+            const actual = decode(patched);
+            expect(
+              actual,
+              `${firstOffset} + ${offsetDelta}, ${firstTimestamp} + ${timestampDelta}`,
+            ).to.deep.equal(expected);
+            compared++;
+          }
+        }
+      }
+    }
+    expect(compared).to.equal(480);
+  });
+
+  it('keeps the messages at or after the fetched offset as kafkajs as published does', () => {
+    for (const [fetched, offsets] of [
+      ['5', ['3', '4', '5', '6', '100']],
+      ['9007199254740993', ['9007199254740992', '9007199254740993', '9007199254740994']],
+      ['0', ['0', '1']],
+    ] as const) {
+      const data = () => ({
+        partition: 0,
+        highWatermark: '200',
+        abortedTransactions: [],
+        messages: offsets.map((offset) => ({ offset, isControlRecord: false })),
+      });
+      const kept = (impl: typeof stock) => new impl.Batch('t', fetched, data()).messages.map((m) => m.offset);
+      expect(kept(patched), `fetched ${fetched}`).to.deep.equal(kept(stock));
+    }
+  });
 });
