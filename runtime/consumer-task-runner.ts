@@ -760,7 +760,9 @@ export class ConsumerTaskRunner implements TaskRunner {
     };
     // Order matters: stop fetching (kafkajs finishes the batch in flight and commits what was
     // resolved), then let the task release its resources, then close the producer.
-    await this.consuming;
+    // A consumer still connecting or joining its group (a slow coordinator, a rebalance) must not
+    // hold the stop forever: wait for it as long as for any other step, then disconnect anyway.
+    await step('starting the consumer', this.consuming && (() => this.consuming!));
     await step('stopping the consumer', this.consumer && (() => this.consumer!.disconnect()));
     await step('stopping the task', this.task?.stop && (() => this.task!.stop!()));
     await step('closing the producer', this.producer && (() => this.producer!.disconnect()));
