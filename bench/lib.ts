@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
-import { parseCsvLine } from '../connectors/file/csv.js';
+import { readCensusRows, type CensusRow } from '../dev/census.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..');
 export const kafkaBootstrap = process.env.INFER_CONNECT_KAFKA ?? '127.0.0.1:9092';
@@ -34,26 +34,8 @@ async function stockKafkajs(): Promise<{ kafka: Kafka; Partitioners: typeof Part
   };
 }
 
-const integerColumns = new Set([
-  'age',
-  'fnlwgt',
-  'education_num',
-  'capital_gain',
-  'capital_loss',
-  'hours_per_week',
-]);
-
-export function censusRows(): Array<Record<string, string | number>> {
-  const [header, ...lines] = readFileSync(join(repoRoot, 'data/census/adult.test.csv'), 'utf8')
-    .trimEnd()
-    .split('\n');
-  const columns = parseCsvLine(header!);
-  return lines.map((line) => {
-    const cells = parseCsvLine(line);
-    return Object.fromEntries(
-      columns.map((c, i) => [c, integerColumns.has(c) ? Number(cells[i]) : cells[i]!]),
-    );
-  });
+export function censusRows(): CensusRow[] {
+  return readCensusRows('test');
 }
 
 export const runId = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;

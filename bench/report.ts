@@ -67,6 +67,22 @@ export interface Target {
   met: boolean | null;
 }
 
+/** Scenario g: memory and recovery while the model server stalls. */
+export interface StallResult {
+  stallSeconds: number;
+  records: number;
+  peakRssDuringStallMb: number;
+  peakRssMb: number;
+  recoverySeconds: number;
+  lost: number;
+  duplicates: number;
+  deadLettered: number;
+  skipped: number;
+  recordErrors: number;
+  modelServer: ModelServerCounters;
+  latencyMs: LatencySummary | undefined;
+}
+
 export interface BenchResults {
   version: 1;
   startedAt: string;
@@ -92,20 +108,7 @@ export interface BenchResults {
     /** Scenario a's loop at the 50% load's rate: what the Kafka client stack alone adds. */
     plainKafkajsAt50: LatencyAtLoad;
   };
-  stall?: {
-    stallSeconds: number;
-    records: number;
-    peakRssDuringStallMb: number;
-    peakRssMb: number;
-    recoverySeconds: number;
-    lost: number;
-    duplicates: number;
-    deadLettered: number;
-    skipped: number;
-    recordErrors: number;
-    modelServer: ModelServerCounters;
-    latencyMs: LatencySummary | undefined;
-  };
+  stall?: StallResult;
   profiles?: Array<{ file: string; totalMs: number; functions: unknown[] }>;
   ratios?: Record<string, number | null>;
   targets?: Target[];

@@ -35,8 +35,6 @@ import {
   modelServerTarget,
   stallModelServer,
   summarize,
-  type LatencySummary,
-  type ModelServerCounters,
 } from './model-server.js';
 import { readOutputTopic, recordKey, type TagStats } from './output-topic.js';
 import { PacedProducer } from './paced-producer.js';
@@ -55,6 +53,7 @@ import {
   type LatencyAtLoad,
   type RunSummary,
   type ScenarioResult,
+  type StallResult,
 } from './report.js';
 
 silenceKafkajsTimerWarnings();
@@ -561,21 +560,6 @@ async function pacedLoads(
       ...(pipelineViews.has(tag) ? { pipeline: pipelineViews.get(tag)! } : {}),
     })),
   };
-}
-
-export interface StallResult {
-  stallSeconds: number;
-  records: number;
-  peakRssDuringStallMb: number;
-  peakRssMb: number;
-  recoverySeconds: number;
-  lost: number;
-  duplicates: number;
-  deadLettered: number;
-  skipped: number;
-  recordErrors: number;
-  modelServer: ModelServerCounters;
-  latencyMs: LatencySummary | undefined;
 }
 
 async function memoryUnderStall(plan: Plan, batchSize: number): Promise<StallResult> {

@@ -1,32 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { parseCsvLine } from '../../connectors/file/csv.js';
+import { readCensusRows } from '../../dev/census.js';
 import { uniqueName } from '../helpers/stack.js';
 import { startTestWorker, waitFor } from '../helpers/worker.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const trainCsv = join(repo, 'data/census/adult.train.csv');
-const integerColumns = new Set([
-  'age',
-  'fnlwgt',
-  'education_num',
-  'capital_gain',
-  'capital_loss',
-  'hours_per_week',
-]);
-
-function expectedRows(): Array<Record<string, string | number>> {
-  const [header, ...lines] = readFileSync(trainCsv, 'utf8').trimEnd().split('\n');
-  const columns = parseCsvLine(header!);
-  return lines.map((line) => {
-    const cells = parseCsvLine(line);
-    return Object.fromEntries(
-      columns.map((c, i) => [c, integerColumns.has(c) ? Number(cells[i]) : cells[i]!]),
-    );
-  });
-}
-
 describe('census train split through FileSource -> Avro topic -> FileSink', function () {
   this.timeout(180_000);
 
@@ -52,7 +32,7 @@ describe('census train split through FileSource -> Avro topic -> FileSink', func
         { 'connector.class': 'FileSink', topics: topic, file: out, 'value.converter': 'avro' },
         false,
       );
-      const expected = expectedRows();
+      const expected = readCensusRows('train');
       const lines = await waitFor(
         () => {
           if (!existsSync(out)) return undefined;
