@@ -4,6 +4,8 @@
 // consumed offsets after that, never before (a failed DLQ write must not advance the offset).
 import type { IHeaders, Producer } from 'kafkajs';
 import { ConnectError, RetriableError, type Stage } from './errors.js';
+import { classifyProducerError } from './kafka-errors.js';
+import { sendInRequests } from './kafka-clients.js';
 import type { RuntimeMetrics, TaskLabels } from './task-metrics.js';
 
 export const ERROR_HEADER_PREFIX = '__connect.errors.';
@@ -24,8 +26,9 @@ export interface DeadLetter {
 
 export interface DeadLetterQueueOptions {
   topic: string;
-  producer: Producer;
   contextHeaders: boolean;
+  /** Bytes per produce request at most (below the DLQ topic's `max.message.bytes`). */
+  maxRequestBytes?: number;
   connectorName: string;
   taskId: number;
   metrics: RuntimeMetrics;
@@ -39,29 +42,40 @@ export class DeadLetterQueue {
     return this.options.topic;
   }
 
-  /** `via` is the transaction to write in (exactly_once); by default the task's producer. */
-  async send(letters: readonly DeadLetter[], via?: Pick<Producer, 'send'>): Promise<void> {
+  /**
+   * Writes `letters` through `via` (the task's producer, or the transaction of an exactly_once
+   * chunk), split into requests under the broker's size limit. A failure is classified like any
+   * produce failure (retriable, or fatal: e.g. not authorized, or a letter too large for the DLQ
+   * topic) and the consumed offsets stay uncommitted.
+   */
+  async send(letters: readonly DeadLetter[], via: Pick<Producer, 'sendBatch'>): Promise<void> {
     if (letters.length === 0) return;
     const { topic, metrics, labels } = this.options;
-    const producer = via ?? this.options.producer;
     metrics.dlqProduceRequests.inc(labels, letters.length);
     try {
-      await producer.send({
-        topic,
-        messages: letters.map((letter) => ({
-          key: letter.key,
-          value: letter.value,
-          timestamp: letter.timestamp,
-          headers: this.headersFor(letter),
+      await sendInRequests(
+        via,
+        letters.map((letter) => ({
+          topic,
+          message: {
+            key: letter.key,
+            value: letter.value,
+            timestamp: letter.timestamp,
+            headers: this.headersFor(letter),
+          },
         })),
-      });
+        this.options.maxRequestBytes,
+      );
     } catch (cause) {
       metrics.dlqProduceFailures.inc(labels, letters.length);
+      const classified = classifyProducerError(cause, { topics: [topic], dlq: true });
+      // A deleted DLQ topic is created again by the caller before the retry; fatal errors end the task.
+      if (!classified.retriable || classified.code === 'KAFKA_TOPIC_MISSING') throw classified;
       throw new RetriableError(
         'DLQ_PRODUCE_FAILED',
-        `writing ${letters.length} record(s) to the dead-letter topic "${topic}" failed: ${(cause as Error).message}; ` +
+        `writing ${letters.length} record(s) to the dead-letter topic "${topic}" failed: ${classified.message}; ` +
           'the consumed offsets stay uncommitted and the records will be redelivered',
-        { cause, stage: 'KAFKA_PRODUCE' },
+        { cause: classified, stage: 'KAFKA_PRODUCE' },
       );
     }
   }

@@ -82,7 +82,8 @@ export function createKafka(options: { brokers: string[]; clientId: string; logg
 /** Bytes of record data per produce request, well under the broker's default 1 MB limit per batch. */
 export const MAX_REQUEST_BYTES = 512 * 1024;
 
-const sizeOf = (m: Message): number => {
+/** Bytes a record takes in a request, a little more than its key, value and headers. */
+export const recordSize = (m: Message): number => {
   let size = 64;
   if (m.key) size += m.key.length;
   if (m.value) size += m.value.length;
@@ -98,20 +99,22 @@ const sizeOf = (m: Message): number => {
 };
 
 /**
- * Produces `messages` in order, in as few requests as fit `MAX_REQUEST_BYTES` each (kafkajs does
- * not split a request that exceeds the broker's message.max.bytes; it fails it whole).
+ * Produces `messages` in order, in as few requests as fit `maxRequestBytes` each (kafkajs does
+ * not split a request that exceeds the broker's message.max.bytes; it fails it whole). Each
+ * request is acknowledged before the next is sent, so a failure leaves a prefix written.
  */
 export async function sendInRequests(
   producer: Pick<Producer, 'sendBatch'>,
   messages: ReadonlyArray<{ topic: string; message: Message }>,
+  maxRequestBytes = MAX_REQUEST_BYTES,
 ): Promise<void> {
   let start = 0;
   while (start < messages.length) {
     let end = start;
     let bytes = 0;
     while (end < messages.length) {
-      const size = sizeOf(messages[end]!.message);
-      if (end > start && bytes + size > MAX_REQUEST_BYTES) break;
+      const size = recordSize(messages[end]!.message);
+      if (end > start && bytes + size > maxRequestBytes) break;
       bytes += size;
       end++;
     }

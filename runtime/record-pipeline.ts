@@ -1,0 +1,220 @@
+// The record path of a consumer task, for one chunk of one input partition: convert each consumed
+// record (key and value converters), hand the good ones to the task, and encode what it returns.
+// A record that fails a stage (a bad record: RecordError) is reported with its position, stage and
+// class, for the dead-letter queue; any other error ends the chunk and reaches the caller, which
+// retries transient ones and fails the task on the rest. Nothing here writes to Kafka.
+import type { KafkaMessage, Message, IHeaders } from 'kafkajs';
+import type {
+  ConnectRecord,
+  OutputRecord,
+  ProcessorPlugin,
+  ProcessorTask,
+  SinkPlugin,
+  SinkTask,
+} from './api.js';
+import type { Converter } from './converters/converter.js';
+import type { OutputMessage } from './delivery.js';
+import { FatalError, outcomeOf, RecordError, type Stage } from './errors.js';
+
+export interface Failure {
+  /** Position of the input record in its chunk. */
+  index: number;
+  error: Error;
+  stage: Stage;
+  /** The class that ran the failing stage, for `__connect.errors.class.name`. */
+  className: string;
+}
+
+export interface ChunkResult {
+  /** Encoded outputs, in input order. */
+  outputs: OutputMessage[];
+  /** Bad records, in input order; none of them has an output. */
+  failures: Failure[];
+}
+
+export interface RecordPipelineOptions {
+  plugin: SinkPlugin | ProcessorPlugin;
+  task: () => ProcessorTask | SinkTask;
+  keyConverter: Converter;
+  valueConverter: Converter;
+  now: () => number;
+  /** The output partition of a result (undefined: Kafka's default partitioner). */
+  partitionFor: (topic: string, inputPartition: number) => number | undefined;
+  /** Whether an encoded output fits its topic's `max.message.bytes`. */
+  fits: (topic: string, message: Message) => { fits: boolean; size: number; limit: number };
+}
+
+export class RecordPipeline {
+  constructor(private readonly options: RecordPipelineOptions) {}
+
+  async run(topic: string, partition: number, chunk: readonly KafkaMessage[]): Promise<ChunkResult> {
+    const { keyConverter, valueConverter, plugin } = this.options;
+    await Promise.all([
+      keyConverter.prepare?.(chunk.map((m) => m.key)),
+      valueConverter.prepare?.(chunk.map((m) => m.value)),
+    ]);
+
+    const failures: Failure[] = [];
+    const records: ConnectRecord[] = [];
+    const recordIndex: number[] = [];
+    for (let i = 0; i < chunk.length; i++) {
+      const message = chunk[i]!;
+      let stage: Stage = 'KEY_CONVERTER';
+      try {
+        const key = keyConverter.toConnect(topic, message.key);
+        stage = 'VALUE_CONVERTER';
+        const value = valueConverter.toConnect(topic, message.value);
+        // One object shape for every record (no conditional spreads): the hot path stays monomorphic.
+        records.push({
+          topic,
+          partition,
+          offset: message.offset,
+          timestamp: message.timestamp,
+          key: key.value,
+          value: value.value,
+          keySchema: key.schema,
+          valueSchema: value.schema,
+          headers: message.headers as Record<string, Buffer | undefined>,
+          rawKey: message.key,
+          rawValue: message.value,
+        });
+        recordIndex.push(i);
+      } catch (error) {
+        if (outcomeOf(error) !== 'fail-record') throw error;
+        failures.push({ index: i, error: error as Error, stage, className: converterClassName(stage) });
+      }
+    }
+
+    const outputsByIndex = new Map<number, OutputRecord[]>();
+    if (records.length > 0) {
+      if (plugin.kind === 'processor') {
+        const results = await (this.options.task() as ProcessorTask).process(records);
+        expectResults(results, records.length, plugin.name);
+        results.forEach((result, j) => {
+          const index = recordIndex[j]!;
+          if (result instanceof Error) {
+            if (outcomeOf(result) !== 'fail-record') throw result;
+            failures.push({ index, error: result, stage: 'TASK_PROCESS', className: plugin.name });
+          } else outputsByIndex.set(index, result);
+        });
+      } else {
+        const sink = this.options.task() as SinkTask;
+        const results = await sink.put(records);
+        if (results) {
+          expectResults(results, records.length, plugin.name);
+          results.forEach((result, j) => {
+            if (result === undefined) return;
+            if (outcomeOf(result) !== 'fail-record') throw result;
+            failures.push({
+              index: recordIndex[j]!,
+              error: result,
+              stage: 'TASK_PUT',
+              className: plugin.name,
+            });
+          });
+        }
+        await sink.flush?.();
+      }
+    }
+
+    const outputs = await this.encode(partition, outputsByIndex, failures);
+    if (failures.length > 1) failures.sort((a, b) => a.index - b.index);
+    return { outputs, failures };
+  }
+
+  private async encode(
+    inputPartition: number,
+    outputsByIndex: Map<number, OutputRecord[]>,
+    failures: Failure[],
+  ): Promise<OutputMessage[]> {
+    if (outputsByIndex.size === 0) return [];
+    const { keyConverter, valueConverter } = this.options;
+    if (valueConverter.prepareEncode) {
+      // Each distinct (topic, schema) once; outputs nearly always repeat the previous one's.
+      const prepared = new Map<string, Set<unknown>>();
+      let lastTopic: string | undefined;
+      let lastSchema: unknown;
+      for (const outputs of outputsByIndex.values()) {
+        for (const output of outputs) {
+          const schema = output.valueSchema;
+          if (output.topic === lastTopic && schema === lastSchema) continue;
+          lastTopic = output.topic;
+          lastSchema = schema;
+          let schemas = prepared.get(output.topic);
+          if (!schemas) prepared.set(output.topic, (schemas = new Set()));
+          if (schemas.has(schema)) continue;
+          schemas.add(schema);
+          await valueConverter.prepareEncode(output.topic, schema);
+        }
+      }
+    }
+    const now = String(this.options.now());
+    const out: OutputMessage[] = [];
+    // outputsByIndex is filled in input order except after a failed record; sort only then.
+    let ordered = true;
+    let previousIndex = -1;
+    for (const [index, outputs] of outputsByIndex) {
+      if (index < previousIndex) ordered = false;
+      previousIndex = index;
+      let stage: Stage = 'KEY_CONVERTER';
+      // All of a record's outputs, or none of them: a record is either written or dead-lettered.
+      const encoded: OutputMessage[] = [];
+      try {
+        for (const output of outputs) {
+          stage = 'KEY_CONVERTER';
+          const key =
+            output.rawKey !== undefined
+              ? output.rawKey
+              : keyConverter.fromConnect(output.topic, output.key ?? null);
+          stage = 'VALUE_CONVERTER';
+          const value = valueConverter.fromConnect(output.topic, output.value, output.valueSchema);
+          const message: Message = {
+            key,
+            value,
+            timestamp: output.timestamp ?? now,
+            headers: output.headers as IHeaders | undefined,
+            partition: this.options.partitionFor(output.topic, inputPartition),
+          };
+          stage = 'KAFKA_PRODUCE';
+          const size = this.options.fits(output.topic, message);
+          if (!size.fits) {
+            throw new RecordError(
+              'KAFKA_RECORD_TOO_LARGE',
+              `the output record for ${output.topic} takes ${size.size} bytes, more than the topic's ` +
+                `max.message.bytes (${size.limit}); raise the topic's max.message.bytes or make the record smaller`,
+              {
+                stage: 'KAFKA_PRODUCE',
+                context: { 'record.bytes': size.size, 'max.message.bytes': size.limit },
+              },
+            );
+          }
+          encoded.push({ index, topic: output.topic, message });
+        }
+        for (const item of encoded) out.push(item);
+      } catch (error) {
+        if (outcomeOf(error) !== 'fail-record') throw error;
+        failures.push({ index, error: error as Error, stage, className: stageClassName(stage) });
+      }
+    }
+    if (!ordered) out.sort((a, b) => a.index - b.index);
+    return out;
+  }
+}
+
+function expectResults(results: unknown[], expected: number, plugin: string): void {
+  if (!Array.isArray(results) || results.length !== expected) {
+    throw new FatalError(
+      'TASK_CONTRACT_VIOLATED',
+      `connector ${plugin} returned ${Array.isArray(results) ? results.length : typeof results} results for ${expected} records; ` +
+        'a task must return exactly one result per record, by position',
+    );
+  }
+}
+
+function converterClassName(stage: Stage): string {
+  return stage === 'KEY_CONVERTER' ? 'KeyConverter' : 'ValueConverter';
+}
+
+function stageClassName(stage: Stage): string {
+  return stage === 'KAFKA_PRODUCE' ? 'KafkaProducer' : converterClassName(stage);
+}
