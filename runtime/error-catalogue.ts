@@ -104,6 +104,14 @@ const ENTRIES = {
     description: 'Offsets can only be changed while the connector is stopped, as in Kafka Connect.',
     fix: 'Call `PUT /connectors/{name}/stop` first, then alter or reset the offsets, then resume.',
   },
+  WORKER_STOPPING: {
+    outcome: 'client',
+    httpStatus: 409,
+    message: 'The worker is shutting down; {action} of connector {name} was not applied',
+    description:
+      'A change to a connector (create, update, pause, resume, stop, restart, delete, offsets) arrived after the worker began draining its tasks; nothing new is started once shutdown began.',
+    fix: 'Send the request to the worker that replaces this one, once it is healthy (`GET /health`).',
+  },
 
   // Converters and the schema registry
   AVRO_MAGIC_BYTE: {
@@ -186,6 +194,48 @@ const ENTRIES = {
     description: 'The brokers in `bootstrap.servers` cannot be reached.',
     fix: 'Check `bootstrap.servers`, the network and the brokers; the worker reconnects by itself.',
   },
+  KAFKA_RECORD_TOO_LARGE: {
+    outcome: 'fail-record',
+    message: 'The broker refused a record for {topic} ({type}): {details}',
+    description:
+      "The broker answered MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE or INVALID_RECORD for one record, alone in its request (the runtime splits a refused request until one record is left, as Kafka's Java producer does). The input record goes to the dead-letter queue; its neighbours are written.",
+    fix: "Raise the output topic's `max.message.bytes` (and the broker's `message.max.bytes`), or make the record smaller; replay it from the dead-letter topic.",
+  },
+  KAFKA_AUTHORIZATION_FAILED: {
+    outcome: 'fatal',
+    message: 'Writing to {topic} is not authorized ({type})',
+    description:
+      'The broker refused a write with TOPIC_, CLUSTER_, GROUP_ or TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Retrying cannot help, so the task fails instead of looping.',
+    fix: "Grant the worker's principal WRITE (and, with exactly_once, the transactional id) on the topic, then restart the task.",
+  },
+  KAFKA_PRODUCE_REJECTED: {
+    outcome: 'fatal',
+    message: 'Writing to {topic} failed and retrying cannot help: {details}',
+    description:
+      'The broker refused a write with a non-retriable error (an invalid topic name, a policy violation, an unsupported version).',
+    fix: 'Read the broker error in the trace; fix the topic or the broker setting it names, then restart the task.',
+  },
+  KAFKA_PRODUCER_FENCED: {
+    outcome: 'retry',
+    message: 'The transactional producer writing to {topic} was fenced: {details}',
+    description:
+      'With processing.guarantee=exactly_once each input partition has its own transactional producer; another task took the partition over (a rebalance, a second worker) and fenced this one. The transaction is aborted and the new owner processes the records.',
+    fix: 'Nothing, if it follows a rebalance. If it repeats, two workers run the same connector with different group membership (check `group.id` and the consumer group).',
+  },
+  KAFKA_TOPIC_MISSING: {
+    outcome: 'retry',
+    message: 'The topic {topic} does not exist: {details}',
+    description:
+      'A write went to a topic that was deleted while the task ran. The runtime creates its output and dead-letter topics again (like at start) and retries; if it cannot create them the task fails with TOPIC_CREATE_FAILED.',
+    fix: 'Nothing for a processor output or DLQ topic the worker may create; otherwise create the topic.',
+  },
+  DLQ_RECORD_TOO_LARGE: {
+    outcome: 'fatal',
+    message: 'A dead letter is too large for {topic}: {details}',
+    description:
+      "A bad record could not be written to the dead-letter topic because it exceeds that topic's `max.message.bytes`. Losing it silently is not an option, so the task fails with the record's offset uncommitted.",
+    fix: "Raise the dead-letter topic's `max.message.bytes` to at least the input topic's, then restart the task.",
+  },
   TOPIC_CREATE_FAILED: {
     outcome: 'fatal',
     message: 'Could not create topic {topic}: {details}',
@@ -228,6 +278,36 @@ const ENTRIES = {
     description:
       'A task did not finish its in-flight work within `task.shutdown.graceful.timeout.ms`; its uncommitted records are redelivered after restart.',
     fix: 'Raise `task.shutdown.graceful.timeout.ms`, or find what blocks (e.g. a model call without a deadline).',
+  },
+  TASK_STOP_FAILED: {
+    outcome: 'fatal',
+    message: 'Task {task} of connector {connector} did not stop cleanly: {details}',
+    description:
+      'Stopping a task finished every step (stop polling or consuming, store or commit offsets, stop the task, close its clients), but at least one failed or outlasted `task.shutdown.graceful.timeout.ms`. Work not committed is redone after a restart.',
+    fix: 'Read the listed steps and their causes in the worker log; raise `task.shutdown.graceful.timeout.ms` for a slow step, or fix the failing one (e.g. the offset file folder).',
+  },
+  TASK_STATE_CHANGE_FAILED: {
+    outcome: 'fatal',
+    message: 'Task {task} of connector {connector} could not {action}: {details}',
+    description:
+      'A task refused a lifecycle change (start, pause or resume). The worker stops it and reports it FAILED rather than leave it running against the state the connector was asked for.',
+    fix: "Read the task's trace in `GET /connectors/{name}/status`, then `POST /connectors/{name}/tasks/{id}/restart`: the task comes back in the connector's current state (paused if the connector is paused).",
+  },
+
+  // Source offsets (standalone)
+  OFFSET_FILE_CORRUPT: {
+    outcome: 'fatal',
+    message: 'offset file {file} {problem}, and its backup {file}.bak cannot replace it',
+    description:
+      'The worker found its `offset.storage.file.filename` unreadable (empty, torn or not JSON) at start, and no valid `<file>.bak` to start from instead.',
+    fix: 'Restore the file from a copy, or delete it and its `.bak` to start every source connector of the worker from the beginning (their records are produced again).',
+  },
+  OFFSET_STORE_WRITE_FAILED: {
+    outcome: 'fatal',
+    message: 'cannot write the offset file {file} ({step}): {details}',
+    description:
+      'Storing source offsets in `offset.storage.file.filename` failed (disk full, read-only or missing folder, permissions). The source task fails rather than run on without durable offsets.',
+    fix: 'Fix the disk or the folder permissions, then restart the task; it resumes from the last offsets stored.',
   },
 
   TASK_CONTRACT_VIOLATED: {
@@ -293,6 +373,14 @@ const ENTRIES = {
     description:
       "The model's response lacks a configured output tensor or has a shape that does not match the request batch, which points at a model/config mismatch rather than a bad record.",
     fix: "Check the output mapping against the model's signature and the model version being served.",
+  },
+  MODEL_SIGNATURE_CHANGED: {
+    outcome: 'fatal',
+    message:
+      'Model {model} now serves version {version}, whose signature cannot be fed as configured: {details}',
+    description:
+      'Following the latest version or a version label, the server started serving a version whose signature the records cannot feed with the configured mapping (an input without a field to feed it, an input or output the mapping names that is gone, an output field that clashes with an input field). The model changed, not the records, so nothing is dead-lettered; records are redelivered after a restart.',
+    fix: 'Pin `tfserving.model.version` to the version that served so far (or move the label back), or adapt `input.mapping` / `output.fields` to the new signature, then restart the task.',
   },
   BREAKER_OPEN: {
     outcome: 'retry',
