@@ -44,6 +44,8 @@ export interface DeliveryOptions {
   onOffsetsCommitted?: () => void;
 }
 
+/** kafkajs' ConfigResourceTypes.TOPIC (a TypeScript enum: not importable by name from its CommonJS build). */
+const TOPIC_RESOURCE = 2;
 /** Kafka's default `max.message.bytes`, used until a topic's own value is known. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
 /** A record batch's fixed header (magic v2), counted once per one-record batch. */
@@ -84,7 +86,7 @@ export class Delivery {
       const described = await admin.describeConfigs({
         includeSynonyms: false,
         resources: wanted.map((name) => ({
-          type: ConfigResourceTypes.TOPIC,
+          type: TOPIC_RESOURCE,
           name,
           configNames: ['max.message.bytes'],
         })),

@@ -289,8 +289,11 @@ const PROCESSOR_KEYS: readonly ConfigKey[] = [
     displayName: 'Processing guarantee',
     documentation:
       '`at_least_once` commits an input offset after its outputs and dead letters are acknowledged (a crash may ' +
-      'write duplicates); `exactly_once` writes outputs and the consumed offsets in one Kafka transaction ' +
-      '(readers need `isolation.level=read_committed`).',
+      'write duplicates); `exactly_once` writes outputs, dead letters and the consumed offsets in one Kafka ' +
+      'transaction per chunk (readers need `isolation.level=read_committed`), with one transactional producer per ' +
+      'input partition (`transactional.id` `connect-<connector>-<topic>-<partition>`), so a task that takes a ' +
+      'partition over fences its earlier owner, on this worker or another. Incompatible overrides (acks other ' +
+      'than all, enable.idempotence=false, isolation.level=read_uncommitted) fail the task at start.',
   },
   {
     name: 'output.partitioning',

@@ -172,4 +172,59 @@ describe('kafkajs patches', () => {
       expect(kept(patched), `fetched ${fetched}`).to.deep.equal(kept(stock));
     }
   });
+
+  it('drops seeks requested in an earlier group generation when a new assignment arrives', async () => {
+    // A seek queued for a partition that then moves to another member must not be applied when
+    // the partition comes back: it would rewind the group below offsets committed meanwhile.
+    const ConsumerGroup = require('kafkajs/src/consumer/consumerGroup') as new (options: object) => {
+      seek(seek: { topic: string; partition: number; offset: string }): void;
+      hasSeekOffset(tp: { topic: string; partition: number }): boolean;
+      generatePartitionsPerSubscribedTopic(): Map<string, number[]>;
+    } & Record<symbol, () => Promise<void>>;
+    const { MemberAssignment } = require('kafkajs/src/consumer/assignerProtocol') as {
+      MemberAssignment: {
+        encode(a: { version: number; assignment: Record<string, number[]>; userData: Buffer }): Buffer;
+      };
+    };
+    const quiet = { debug() {}, info() {}, warn() {}, error() {}, namespace: () => quiet };
+    const group = new ConsumerGroup({
+      retry: { retries: 0 },
+      cluster: {
+        refreshMetadata: async () => {},
+        findTopicPartitionMetadata: () => [],
+        committedOffsets: () => ({}),
+      },
+      groupId: 'g',
+      topics: ['t'],
+      topicConfigurations: [],
+      logger: quiet,
+      instrumentationEmitter: { emit() {} },
+      assigners: [],
+    });
+    Object.assign(group, {
+      memberId: 'm',
+      leaderId: 'other',
+      generatePartitionsPerSubscribedTopic: () => new Map([['t', [0, 1]]]),
+      coordinator: {
+        syncGroup: async () => ({
+          memberAssignment: MemberAssignment.encode({
+            version: 0,
+            assignment: { t: [1] },
+            userData: Buffer.alloc(0),
+          }),
+        }),
+      },
+    });
+    const sync = Object.getOwnPropertySymbols(Object.getPrototypeOf(group)).find(
+      (symbol) => symbol.description === 'private:ConsumerGroup:sync',
+    )!;
+    // Before the first generation a seek is kept: admin.setOffsets seeks before its consumer joins.
+    group.seek({ topic: 't', partition: 1, offset: '3' });
+    await group[sync]!.call(group);
+    expect(group.hasSeekOffset({ topic: 't', partition: 1 })).to.equal(true);
+    group.seek({ topic: 't', partition: 0, offset: '5' });
+    expect(group.hasSeekOffset({ topic: 't', partition: 0 })).to.equal(true);
+    await group[sync]!.call(group);
+    expect(group.hasSeekOffset({ topic: 't', partition: 0 })).to.equal(false);
+  });
 });
