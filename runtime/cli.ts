@@ -6,9 +6,11 @@
 //
 // A bad config is refused before anything starts (exit 1, every problem listed per key).
 // SIGTERM/SIGINT drain the worker in order (stop fetching, finish in flight, flush, commit,
-// close clients, close HTTP) and exit 0, or exit 1 if the drain outlives its deadline.
+// close clients, close HTTP) and exit 0, or exit 1 if a task did not drain (a step failed or
+// outlived task.shutdown.graceful.timeout.ms) or the drain outlived its deadline.
 import { Command } from 'commander';
 import { builtinPlugins } from '../connectors/index.js';
+import { interruptibleSleep } from './backoff.js';
 import {
   connectorSpecFor,
   parseConnectorConfig,
@@ -21,6 +23,7 @@ import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { createStandaloneWorker } from './standalone.js';
 import { VERSION } from './worker.js';
+import { DRAIN_MARGIN_MS, drainWorker, exitCodeFor, logDrainOutcome } from './worker-shutdown.js';
 
 class UsageError extends Error {}
 
@@ -54,19 +57,18 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
   let draining: Promise<void> | undefined;
   const drain = (signal: string) => {
     if (draining) return;
-    const deadlineMs = workerConfig.getNumber('task.shutdown.graceful.timeout.ms') + 5_000;
+    const deadlineMs = workerConfig.getNumber('task.shutdown.graceful.timeout.ms') + DRAIN_MARGIN_MS;
     logger.info({ signal, deadlineMs }, 'draining the worker');
-    const timer = setTimeout(() => {
-      logger.error({ deadlineMs }, 'drain did not finish within its deadline; exiting');
-      process.exit(1);
-    }, deadlineMs);
-    timer.unref();
     draining = (async () => {
-      await worker.stop();
-      await rest.close();
-      logger.info('worker stopped');
+      const outcome = await drainWorker({
+        stopWorker: () => worker.stop(),
+        closeRest: () => rest.close(),
+        deadlineMs,
+        sleep: interruptibleSleep,
+      });
+      logDrainOutcome(logger, outcome);
       logger.flush?.();
-      process.exit(0);
+      process.exit(exitCodeFor(outcome));
     })();
   };
   process.on('SIGTERM', () => drain('SIGTERM'));

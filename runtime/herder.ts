@@ -61,6 +61,7 @@ export interface Herder {
 
   connectorNames(): string[];
   connectorInfo(name: string): ConnectorInfo;
+  /** The connector's state is FAILED or its target state; `tasks` lists the tasks that exist. */
   connectorStatus(name: string): ConnectorStateInfo;
   connectorConfig(name: string): Record<string, string>;
   taskConfigs(name: string): TaskInfo[];
@@ -76,13 +77,20 @@ export interface Herder {
   patchConnectorConfig(name: string, patch: Record<string, unknown>): Promise<ConnectorInfo>;
   deleteConnector(name: string): Promise<void>;
 
+  // Changes to one connector apply one at a time, in the order they arrived; each resolves once
+  // applied to every task. The target state (RUNNING, PAUSED, STOPPED) is recorded before it is
+  // applied: a task that refuses it is reported FAILED in the status, the change still resolves.
+  // A stopped connector has no tasks; pausing it keeps none (as Kafka Connect), resuming creates them.
+
   restartConnector(
     name: string,
     options: { includeTasks: boolean; onlyFailed: boolean },
   ): Promise<ConnectorStateInfo>;
+  /** Replaces the task's runner in the connector's target state (paused if it is paused). */
   restartTask(name: string, task: number): Promise<void>;
   pauseConnector(name: string): Promise<void>;
   resumeConnector(name: string): Promise<void>;
+  /** Stops and drops the connector's tasks (their offsets can then be changed). */
   stopConnector(name: string): Promise<void>;
 
   connectorOffsets(name: string): Promise<ConnectorOffsets>;

@@ -1,7 +1,11 @@
 // A worker runs connectors and their tasks (Kafka Connect's Worker and StandaloneHerder in one).
-// It keeps each connector's desired state (RUNNING, PAUSED, STOPPED) apart from what its tasks
-// report (RUNNING, PAUSED, FAILED...), answers the REST API through the Herder interface, and owns
-// the Kafka clients, converters, offsets and metrics its tasks share.
+// It answers the REST API through the Herder interface and owns the Kafka clients, converters,
+// offsets and metrics its tasks share. Each connector's target state and tasks live in a
+// ConnectorLifecycle (runtime/connector-lifecycle.ts, with the transition table).
+//
+// Every change to one connector (REST-driven or internal) runs in that connector's serial queue,
+// so changes apply in the order they arrived and never interleave: after DELETE resolves no runner
+// of the connector runs, and a change queued behind it answers 404. Reads are not queued.
 import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -17,8 +21,17 @@ import {
 import { createConverter } from './converters/index.js';
 import type { Converter, ConverterName } from './converters/converter.js';
 import { CachedSchemaRegistry } from './converters/schema-registry.js';
+import {
+  ConnectorLifecycle,
+  taskState,
+  type Sleep,
+  type TaskStopFailure,
+  type TaskView,
+} from './connector-lifecycle.js';
 import { ConsumerTaskRunner } from './consumer-task-runner.js';
-import { traceOf } from './errors.js';
+import { interruptibleSleep } from './backoff.js';
+import { errorMessage } from './error-catalogue.js';
+import { KeyedSerialQueue } from './keyed-serial-queue.js';
 import {
   HerderError,
   notFound,
@@ -26,9 +39,7 @@ import {
   type ConnectorOffsets,
   type ConnectorStateInfo,
   type Herder,
-  type ObservedState,
   type PluginInfo,
-  type TargetState,
   type TaskInfo,
   type TaskStateInfo,
 } from './herder.js';
@@ -36,7 +47,7 @@ import { FileOffsetStore } from './offset-store.js';
 import type { PluginRegistry } from './plugin-registry.js';
 import { SourceTaskRunner } from './source-task-runner.js';
 import { RuntimeMetrics } from './task-metrics.js';
-import { taskLabels, type RunnerSettings, type TaskRunner } from './task-runner.js';
+import { taskLabels, type RunnerDependencies, type RunnerSettings, type TaskRunner } from './task-runner.js';
 
 export const VERSION = '0.1.0';
 
@@ -46,9 +57,26 @@ interface ConnectorEntry {
   /** The config as submitted (variables unresolved): what REST shows, secrets masked. */
   submitted: Record<string, string>;
   config: ParsedConfig;
-  target: TargetState;
-  runners: TaskRunner[];
-  failure?: string;
+  lifecycle: ConnectorLifecycle;
+  /** Every task id that had a runner: the metric series to drop when the connector is deleted. */
+  metricTaskIds: Set<number>;
+}
+
+/** Everything a task runner needs, composed by the worker for one task. */
+export type RunnerFactoryInput = RunnerDependencies & { offsets: FileOffsetStore };
+export type RunnerFactory = (deps: RunnerFactoryInput) => TaskRunner;
+
+/** The runners of the runtime: a source task runner, or a consumer runner for sinks and processors. */
+export const createTaskRunner: RunnerFactory = (deps) => {
+  const { plugin } = deps;
+  if (plugin.kind === 'source') return new SourceTaskRunner({ ...deps, plugin });
+  return new ConsumerTaskRunner({ ...deps, plugin });
+};
+
+/** What `Worker.stop()` reports: `clean` only when every task drained before the deadline. */
+export interface WorkerStopSummary {
+  clean: boolean;
+  failures: TaskStopFailure[];
 }
 
 export interface WorkerOptions {
@@ -60,17 +88,24 @@ export interface WorkerOptions {
   settings: RunnerSettings;
   schemaRegistryUrl: string | undefined;
   offsetStoreFile: string;
+  /** Builds each task's runner (tests inject fakes); `createTaskRunner` by default. */
+  runnerFactory?: RunnerFactory;
+  /** The clock of stop deadlines; `interruptibleSleep` by default (tests inject a fake). */
+  sleep?: Sleep;
 }
 
 export class Worker implements Herder {
   readonly workerId: string;
   readonly metrics: RuntimeMetrics;
   private readonly connectors = new Map<string, ConnectorEntry>();
+  private readonly queue = new KeyedSerialQueue();
   private readonly offsets: FileOffsetStore;
   private readonly schemaRegistry: CachedSchemaRegistry | undefined;
+  private readonly runnerFactory: RunnerFactory;
+  private readonly sleep: Sleep;
   private clusterId = '';
   private started = false;
-  private stopping: Promise<void> | undefined;
+  private stopping: Promise<WorkerStopSummary> | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId;
@@ -79,6 +114,8 @@ export class Worker implements Herder {
     this.schemaRegistry = options.schemaRegistryUrl
       ? new CachedSchemaRegistry(options.schemaRegistryUrl)
       : undefined;
+    this.runnerFactory = options.runnerFactory ?? createTaskRunner;
+    this.sleep = options.sleep ?? interruptibleSleep;
   }
 
   async start(): Promise<void> {
@@ -92,15 +129,32 @@ export class Worker implements Herder {
     this.started = true;
   }
 
-  /** Stops every connector's tasks concurrently; never throws, reports what failed. */
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      const results = await Promise.allSettled([...this.connectors.values()].map((c) => this.stopTasks(c)));
-      const failed = results.filter((r) => r.status === 'rejected');
-      if (failed.length > 0)
-        this.options.logger.warn({ failed: failed.length }, 'some tasks did not stop cleanly');
-    })();
+  /**
+   * Stops every task of every connector at once under one deadline,
+   * `task.shutdown.graceful.timeout.ms` for all of them together, and reports which tasks did not
+   * drain (their stop rejected or outlived the deadline). Idempotent; never throws; resolves by
+   * the deadline. Once called, changes to connectors answer 409 WORKER_STOPPING and no new task
+   * starts; reads still answer.
+   */
+  stop(): Promise<WorkerStopSummary> {
+    this.stopping ??= this.drainTasks();
     return this.stopping;
+  }
+
+  private async drainTasks(): Promise<WorkerStopSummary> {
+    const { logger, settings } = this.options;
+    const ms = settings.shutdownTimeoutMs;
+    const abort = new AbortController();
+    const deadline = { reached: this.sleep(ms, abort.signal), ms };
+    try {
+      const entries = [...this.connectors.values()];
+      const failures = (await Promise.all(entries.map((e) => e.lifecycle.shutdown(deadline)))).flat();
+      if (failures.length > 0) logger.error({ failures }, 'some tasks did not drain');
+      else logger.info({ connectors: entries.length }, 'every task drained');
+      return { clean: failures.length === 0, failures };
+    } finally {
+      abort.abort();
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -139,19 +193,15 @@ export class Worker implements Herder {
 
   connectorStatus(name: string): ConnectorStateInfo {
     const entry = this.entry(name);
-    const connectorState: ObservedState = entry.failure
-      ? 'FAILED'
-      : entry.target === 'RUNNING'
-        ? 'RUNNING'
-        : entry.target;
+    const { lifecycle } = entry;
     return {
       name,
       connector: {
-        state: connectorState,
+        state: lifecycle.state,
         worker_id: this.workerId,
-        ...(entry.failure ? { trace: entry.failure } : {}),
+        ...(lifecycle.failure !== undefined ? { trace: lifecycle.failure } : {}),
       },
-      tasks: entry.runners.map((runner) => this.runnerStatus(runner)),
+      tasks: lifecycle.tasks().map((task) => this.taskStatusOf(task)),
       type: entry.plugin.kind,
     };
   }
@@ -165,9 +215,11 @@ export class Worker implements Herder {
   }
 
   taskStatus(name: string, task: number): TaskStateInfo {
-    const runner = this.entry(name).runners.find((r) => r.taskId === task);
-    if (!runner) throw new HerderError(404, 'TASK_NOT_FOUND', `Task ${name}-${task} not found`);
-    return this.runnerStatus(runner);
+    const found = this.entry(name)
+      .lifecycle.tasks()
+      .find((t) => t.taskId === task);
+    if (!found) throw taskNotFound(name, task);
+    return this.taskStatusOf(found);
   }
 
   plugins(): PluginInfo[] {
@@ -184,102 +236,63 @@ export class Worker implements Herder {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Herder: changes
+  // Herder: changes (each in its connector's serial queue)
 
-  async putConnectorConfig(
+  putConnectorConfig(
     name: string,
     config: Record<string, unknown>,
     allowReplace: boolean,
   ): Promise<{ created: boolean; info: ConnectorInfo }> {
-    const existing = this.connectors.get(name);
-    if (existing && !allowReplace)
-      throw new HerderError(409, 'CONNECTOR_EXISTS', `Connector ${name} already exists`);
-    const { plugin, parsed, submitted } = this.parse(name, config);
-    if (existing) await this.stopTasks(existing);
-    const entry: ConnectorEntry = {
-      name,
-      plugin,
-      submitted,
-      config: parsed,
-      target: existing?.target ?? 'RUNNING',
-      runners: [],
-    };
-    this.connectors.set(name, entry);
-    this.options.logger.info(
-      { connector: name, config: this.maskedConfig(entry) },
-      existing ? 'connector updated' : 'connector created',
-    );
-    if (entry.target !== 'STOPPED') await this.startTasks(entry);
-    return { created: !existing, info: this.connectorInfo(name) };
+    return this.serially(name, 'update', () => this.applyConfig(name, config, allowReplace));
   }
 
-  async patchConnectorConfig(name: string, patch: Record<string, unknown>): Promise<ConnectorInfo> {
-    const entry = this.entry(name);
-    const merged: Record<string, unknown> = { ...entry.submitted };
-    for (const [key, value] of Object.entries(patch)) {
-      if (value === null) delete merged[key];
-      else merged[key] = value;
-    }
-    return (await this.putConnectorConfig(name, merged, true)).info;
+  patchConnectorConfig(name: string, patch: Record<string, unknown>): Promise<ConnectorInfo> {
+    return this.serially(name, 'update', async () => {
+      const merged: Record<string, unknown> = { ...this.entry(name).submitted };
+      for (const [key, value] of Object.entries(patch)) {
+        if (value === null) delete merged[key];
+        else merged[key] = value;
+      }
+      return (await this.applyConfig(name, merged, true)).info;
+    });
   }
 
-  async deleteConnector(name: string): Promise<void> {
-    const entry = this.entry(name);
-    await this.stopTasks(entry);
-    this.connectors.delete(name);
-    for (const id of this.taskIds(entry)) this.metrics.forget(taskLabels(name, id));
-    this.options.logger.info({ connector: name }, 'connector deleted');
+  deleteConnector(name: string): Promise<void> {
+    return this.serially(name, 'delete', async () => {
+      const entry = this.entry(name);
+      await entry.lifecycle.remove();
+      this.connectors.delete(name);
+      for (const id of entry.metricTaskIds) this.metrics.forget(taskLabels(name, id));
+      this.options.logger.info({ connector: name }, 'connector deleted');
+    });
   }
 
-  async restartConnector(
+  restartConnector(
     name: string,
     options: { includeTasks: boolean; onlyFailed: boolean },
   ): Promise<ConnectorStateInfo> {
-    const entry = this.entry(name);
-    if (!options.includeTasks) {
-      // Kafka Connect restarts only the connector object here; ours holds no state beyond its
-      // config, so this re-reads the config and clears a connector-level failure.
-      if (!options.onlyFailed || entry.failure) entry.failure = undefined;
+    return this.serially(name, 'restart', async () => {
+      await this.entry(name).lifecycle.restart(options);
       return this.connectorStatus(name);
-    }
-    const restart = entry.runners
-      .filter((r) => !options.onlyFailed || r.state === 'FAILED')
-      .map((r) => r.taskId);
-    await Promise.all(restart.map((id) => this.restartTask(name, id)));
-    return this.connectorStatus(name);
+    });
   }
 
-  async restartTask(name: string, task: number): Promise<void> {
-    const entry = this.entry(name);
-    const index = entry.runners.findIndex((r) => r.taskId === task);
-    if (index === -1) throw new HerderError(404, 'TASK_NOT_FOUND', `Task ${name}-${task} not found`);
-    await entry.runners[index]!.stop();
-    const runner = this.createRunner(entry, task);
-    entry.runners[index] = runner;
-    await runner.start();
-    if (entry.target === 'PAUSED') await runner.pause();
+  restartTask(name: string, task: number): Promise<void> {
+    return this.serially(name, 'restart', async () => {
+      if (!(await this.entry(name).lifecycle.restartTask(task))) throw taskNotFound(name, task);
+    });
   }
 
-  async pauseConnector(name: string): Promise<void> {
-    const entry = this.entry(name);
-    if (entry.target === 'STOPPED') await this.startTasks(entry);
-    entry.target = 'PAUSED';
-    await Promise.all(entry.runners.map((r) => r.pause()));
+  pauseConnector(name: string): Promise<void> {
+    return this.serially(name, 'pause', () => this.entry(name).lifecycle.pause());
   }
 
-  async resumeConnector(name: string): Promise<void> {
-    const entry = this.entry(name);
-    const wasStopped = entry.target === 'STOPPED';
-    entry.target = 'RUNNING';
-    if (wasStopped) await this.startTasks(entry);
-    else await Promise.all(entry.runners.map((r) => r.resume()));
+  resumeConnector(name: string): Promise<void> {
+    return this.serially(name, 'resume', () => this.entry(name).lifecycle.resume());
   }
 
-  async stopConnector(name: string): Promise<void> {
-    const entry = this.entry(name);
-    entry.target = 'STOPPED';
-    await this.stopTasks(entry);
-    entry.runners = [];
+  stopConnector(name: string): Promise<void> {
+    return this.serially(name, 'stop', () => this.entry(name).lifecycle.stop());
   }
 
   async connectorOffsets(name: string): Promise<ConnectorOffsets> {
@@ -305,7 +318,17 @@ export class Worker implements Herder {
     });
   }
 
-  async alterConnectorOffsets(name: string, body: ConnectorOffsets): Promise<string> {
+  alterConnectorOffsets(name: string, body: ConnectorOffsets): Promise<string> {
+    return this.serially(name, 'offsets change', () => this.alterOffsets(name, body));
+  }
+
+  resetConnectorOffsets(name: string): Promise<string> {
+    return this.serially(name, 'offsets reset', () => this.resetOffsets(name));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async alterOffsets(name: string, body: ConnectorOffsets): Promise<string> {
     const entry = this.requireStopped(name);
     if (!body || !Array.isArray(body.offsets)) {
       throw new HerderError(
@@ -352,7 +375,7 @@ export class Worker implements Herder {
     return 'The offsets for this connector have been altered successfully';
   }
 
-  async resetConnectorOffsets(name: string): Promise<string> {
+  private async resetOffsets(name: string): Promise<string> {
     const entry = this.requireStopped(name);
     if (entry.plugin.kind === 'source') this.offsets.reset(name);
     else {
@@ -410,7 +433,7 @@ export class Worker implements Herder {
 
   private requireStopped(name: string): ConnectorEntry {
     const entry = this.entry(name);
-    if (entry.target !== 'STOPPED') {
+    if (entry.lifecycle.target !== 'STOPPED') {
       throw new HerderError(
         409,
         'CONNECTOR_NOT_STOPPED',
@@ -420,52 +443,100 @@ export class Worker implements Herder {
     return entry;
   }
 
+  /** Creates the connector, or replaces its config and its tasks (in its connector's queue). */
+  private async applyConfig(
+    name: string,
+    config: Record<string, unknown>,
+    allowReplace: boolean,
+  ): Promise<{ created: boolean; info: ConnectorInfo }> {
+    const existing = this.connectors.get(name);
+    if (existing && !allowReplace)
+      throw new HerderError(409, 'CONNECTOR_EXISTS', `Connector ${name} already exists`);
+    const { plugin, parsed, submitted } = this.parse(name, config);
+    if (existing) {
+      existing.plugin = plugin;
+      existing.config = parsed;
+      existing.submitted = submitted;
+      this.options.logger.info({ connector: name, config: this.maskedConfig(existing) }, 'connector updated');
+      await existing.lifecycle.reconfigure();
+    } else {
+      const entry = this.newEntry(name, plugin, parsed, submitted);
+      this.connectors.set(name, entry);
+      this.options.logger.info({ connector: name, config: this.maskedConfig(entry) }, 'connector created');
+      await entry.lifecycle.start();
+    }
+    return { created: !existing, info: this.connectorInfo(name) };
+  }
+
+  /** Runs a change to connector `name` after the changes queued before it; refused once stopping. */
+  private serially<T>(name: string, action: string, change: () => Promise<T>): Promise<T> {
+    if (this.stopping) return Promise.reject(workerStopping(name, action));
+    return this.queue.run(name, async () => {
+      if (this.stopping) throw workerStopping(name, action);
+      return change();
+    });
+  }
+
+  private newEntry(
+    name: string,
+    plugin: ConnectorPlugin,
+    config: ParsedConfig,
+    submitted: Record<string, string>,
+  ): ConnectorEntry {
+    const entry: ConnectorEntry = {
+      name,
+      plugin,
+      config,
+      submitted,
+      metricTaskIds: new Set(),
+      lifecycle: new ConnectorLifecycle({
+        connector: name,
+        taskCount: () => entry.config.getNumber('tasks.max'),
+        createRunner: (taskId) => this.createRunner(entry, taskId),
+        onTaskFailed: (taskId) => this.metrics.setStatus(taskLabels(name, taskId), 'FAILED'),
+        logger: this.options.logger,
+        stopTimeoutMs: this.options.settings.shutdownTimeoutMs,
+        sleep: this.sleep,
+      }),
+    };
+    return entry;
+  }
+
   private maskedConfig(entry: ConnectorEntry): Record<string, string> {
     return maskSecrets(connectorSpecFor(entry.plugin), entry.submitted);
   }
 
+  /** The tasks that exist (none while STOPPED, nor while PAUSED after a stop), as Kafka Connect lists them. */
   private taskIds(entry: ConnectorEntry): number[] {
-    if (entry.target === 'STOPPED') return [];
-    return Array.from({ length: entry.config.getNumber('tasks.max') }, (_, i) => i);
+    return entry.lifecycle.tasks().map((task) => task.taskId);
   }
 
-  private runnerStatus(runner: TaskRunner): TaskStateInfo {
+  private taskStatusOf(task: TaskView): TaskStateInfo {
+    const { runner } = task;
     const details = runner.details();
+    const trace = task.failure ?? runner.trace;
     return {
-      id: runner.taskId,
-      state: runner.state,
+      id: task.taskId,
+      state: taskState(task),
       worker_id: this.workerId,
-      ...(runner.trace ? { trace: runner.trace } : {}),
+      ...(trace ? { trace } : {}),
       ...(Object.keys(details).length > 0 ? { details } : {}),
     };
   }
 
-  private async startTasks(entry: ConnectorEntry): Promise<void> {
-    entry.failure = undefined;
-    try {
-      entry.runners = this.taskIds(entry).map((id) => this.createRunner(entry, id));
-    } catch (error) {
-      entry.failure = traceOf(error);
-      this.options.logger.error({ err: error, connector: entry.name }, 'connector failed to start');
-      return;
-    }
-    await Promise.all(entry.runners.map((r) => r.start()));
-    if (entry.target === 'PAUSED') await Promise.all(entry.runners.map((r) => r.pause()));
-  }
-
-  private async stopTasks(entry: ConnectorEntry): Promise<void> {
-    await Promise.all(entry.runners.map((r) => r.stop()));
-  }
-
+  /** A runner for one task of `entry`'s current config; refused once the worker is stopping. */
   private createRunner(entry: ConnectorEntry, taskId: number): TaskRunner {
+    if (this.stopping) throw workerStopping(entry.name, 'task start');
     const { options } = this;
     const labels = taskLabels(entry.name, taskId);
+    entry.metricTaskIds.add(taskId);
     this.metrics.initTask(labels);
     this.metrics.setStatus(labels, 'UNASSIGNED');
-    const common = {
+    return this.runnerFactory({
       kafka: options.kafka,
       connectorName: entry.name,
       taskId,
+      plugin: entry.plugin,
       config: entry.config,
       settings: options.settings,
       keyConverter: this.converter(entry.config, 'key'),
@@ -473,10 +544,8 @@ export class Worker implements Herder {
       metrics: this.metrics,
       registry: options.metricsRegistry,
       logger: options.logger.child({ connector: entry.name, task: taskId }),
-    };
-    const plugin = entry.plugin;
-    if (plugin.kind === 'source') return new SourceTaskRunner({ ...common, plugin, offsets: this.offsets });
-    return new ConsumerTaskRunner({ ...common, plugin });
+      offsets: this.offsets,
+    });
   }
 
   private converter(config: ParsedConfig, which: 'key' | 'value'): Converter {
@@ -504,3 +573,9 @@ export class Worker implements Herder {
     }
   }
 }
+
+const taskNotFound = (name: string, task: number) =>
+  new HerderError(404, 'TASK_NOT_FOUND', `Task ${name}-${task} not found`);
+
+const workerStopping = (name: string, action: string) =>
+  new HerderError(409, 'WORKER_STOPPING', errorMessage('WORKER_STOPPING', { action, name }));
