@@ -21,6 +21,7 @@ import { readWorkerConfigFile } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
 import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { PluginRegistry } from './plugin-registry.js';
+import { guardProcess } from './process-guards.js';
 import { createStandaloneWorker } from './standalone.js';
 import { VERSION } from './worker.js';
 import { DRAIN_MARGIN_MS, drainWorker, exitCodeFor, logDrainOutcome } from './worker-shutdown.js';
@@ -54,6 +55,7 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
   }
 
   const { worker, rest, logger } = createStandaloneWorker(workerConfig, plugins);
+  guardProcess(logger);
   let draining: Promise<void> | undefined;
   const drain = (signal: string) => {
     if (draining) return;
