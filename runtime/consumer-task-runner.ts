@@ -644,7 +644,6 @@ export class ConsumerTaskRunner implements TaskRunner {
     clearTimeout(this.lagTimer);
     const steps = new ShutdownSteps({
       timeoutMs: this.deps.settings.shutdownTimeoutMs,
-      now: this.now,
       sleep: this.sleep,
       logger: this.deps.logger,
     });
@@ -657,7 +656,7 @@ export class ConsumerTaskRunner implements TaskRunner {
     await steps.step('stopping the task', this.task?.stop && (() => this.task!.stop!()));
     await steps.step('closing the producers', () => this.delivery.stop());
     if (finalState !== 'FAILED' && this.observed !== 'FAILED') this.setState('STOPPED');
-    steps.finish(`task ${this.taskId} of connector ${this.deps.connectorName}`);
+    steps.finish(`Task ${this.taskId} of connector ${this.deps.connectorName}`);
   }
 }
 

@@ -9,7 +9,6 @@
 // of the same config) whose open transaction is then aborted by the broker, so a record's output
 // and its offset commit become visible once, whichever worker wrote them.
 import {
-  ConfigResourceTypes,
   Partitioners,
   type Admin,
   type Kafka,

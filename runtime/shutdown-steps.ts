@@ -1,26 +1,31 @@
-// The ordered, bounded stop both task runners use: each step gets what is left of ONE deadline
-// (`task.shutdown.graceful.timeout.ms` for the whole stop, not per step), a failed or late step
-// does not keep the next ones from running, and `finish()` reports every failure at the end.
-// A step still running at the deadline is left behind; its late failure is only logged.
+// The ordered, bounded stop both task runners use: every step shares ONE deadline
+// (`task.shutdown.graceful.timeout.ms` for the whole stop, not per step, timed on the runner's
+// injected clock), a failed or late step does not keep the next ones from running, and `finish()`
+// reports every failure at the end. A step still running at the deadline is left behind (its late
+// failure only logged); steps after the deadline are started, to release what they can, but not
+// awaited, so the stop stays bounded.
 import type { Logger } from 'pino';
 import { ConnectError } from './errors.js';
 
 const TIMED_OUT = Symbol('timed out');
 
 export class ShutdownSteps {
-  private readonly deadline: number;
-  private readonly timers = new AbortController();
+  private readonly timer = new AbortController();
+  private readonly deadline: Promise<typeof TIMED_OUT | undefined>;
+  private deadlinePassed = false;
   private readonly failures: Array<{ what: string; error: unknown }> = [];
 
   constructor(
     private readonly options: {
       timeoutMs: number;
-      now: () => number;
       sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
       logger: Logger;
     },
   ) {
-    this.deadline = options.now() + options.timeoutMs;
+    this.deadline = options.sleep(options.timeoutMs, this.timer.signal).then((elapsed) => {
+      this.deadlinePassed = elapsed;
+      return elapsed ? TIMED_OUT : undefined;
+    });
   }
 
   async step(what: string, work: (() => unknown) | undefined | false): Promise<void> {
@@ -32,25 +37,24 @@ export class ShutdownSteps {
       this.failures.push({ what, error });
       return;
     }
-    const left = this.deadline - this.options.now();
-    const outcome =
-      left <= 0
-        ? TIMED_OUT
-        : await Promise.race([
-            running.then(
-              () => undefined,
-              (error: unknown) => ({ error }),
-            ),
-            this.options.sleep(left, this.timers.signal).then((elapsed) => (elapsed ? TIMED_OUT : undefined)),
-          ]);
+    const late = this.deadlinePassed;
+    const outcome = late
+      ? TIMED_OUT
+      : await Promise.race([
+          running.then(
+            () => undefined,
+            (error: unknown) => ({ error }),
+          ),
+          this.deadline,
+        ]);
     if (outcome === TIMED_OUT) {
+      const { timeoutMs } = this.options;
+      const message = late
+        ? `${what} was started but not awaited: the stop had already taken its ${timeoutMs} ms`
+        : `${what} did not finish within the stop's ${timeoutMs} ms`;
       this.failures.push({
         what,
-        error: new ConnectError(
-          'TASK_STOP_TIMEOUT',
-          `${what} was still running when the stop deadline passed (task.shutdown.graceful.timeout.ms = ` +
-            `${this.options.timeoutMs} ms for the whole stop)`,
-        ),
+        error: new ConnectError('TASK_STOP_TIMEOUT', `${message} (task.shutdown.graceful.timeout.ms)`),
       });
       running.catch((error: unknown) =>
         this.options.logger.warn({ err: error }, `${what} failed after the stop deadline`),
@@ -60,9 +64,9 @@ export class ShutdownSteps {
     }
   }
 
-  /** Ends the stop: throws TASK_STOP_FAILED naming every failed step, if any. */
+  /** Ends the stop: throws TASK_STOP_FAILED naming every failed or late step, if any. */
   finish(subject: string): void {
-    this.timers.abort();
+    this.timer.abort();
     if (this.failures.length === 0) return;
     for (const { what, error } of this.failures) {
       this.options.logger.error({ err: error }, `stopping ${subject}: ${what} failed`);

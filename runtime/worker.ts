@@ -110,7 +110,7 @@ export class Worker implements Herder {
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId;
     this.metrics = new RuntimeMetrics(options.metricsRegistry);
-    this.offsets = new FileOffsetStore(options.offsetStoreFile);
+    this.offsets = new FileOffsetStore(options.offsetStoreFile, { onWarning: (m) => options.logger.warn(m) });
     this.schemaRegistry = options.schemaRegistryUrl
       ? new CachedSchemaRegistry(options.schemaRegistryUrl)
       : undefined;

@@ -1,15 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
-import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
+import { KafkaJSConnectionError, type Producer, type ProducerBatch, type ProducerRecord } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { builtinPlugins } from '../../connectors/index.js';
 import { backoffDelay, interruptibleSleep } from '../../runtime/backoff.js';
 import { DeadLetterQueue } from '../../runtime/dead-letter-queue.js';
 import { RecordError, RetriableError, traceOf } from '../../runtime/errors.js';
 import { sendInRequests, MAX_REQUEST_BYTES } from '../../runtime/kafka-clients.js';
-import { FileOffsetStore } from '../../runtime/offset-store.js';
 import { PluginRegistry } from '../../runtime/plugin-registry.js';
 import { RuntimeMetrics } from '../../runtime/task-metrics.js';
 
@@ -18,12 +14,14 @@ function fakeProducer(fail = false) {
   const batches: ProducerBatch[] = [];
   const producer = {
     send: async (record: ProducerRecord) => {
-      if (fail) throw new Error('broker down');
+      if (fail) throw new KafkaJSConnectionError('broker down');
       sent.push(record);
       return [];
     },
     sendBatch: async (batch: ProducerBatch) => {
+      if (fail) throw new KafkaJSConnectionError('broker down');
       batches.push(batch);
+      for (const { topic, messages } of batch.topicMessages ?? []) sent.push({ topic, messages });
       return [];
     },
   } as unknown as Producer;
@@ -57,7 +55,6 @@ describe('the dead-letter queue', () => {
     const m = metrics();
     const dlq = new DeadLetterQueue({
       topic: 'dlq',
-      producer,
       contextHeaders: true,
       connectorName: 'c',
       taskId: 0,
@@ -67,18 +64,21 @@ describe('the dead-letter queue', () => {
     const error = new RecordError('MODEL_INPUT_MISSING', 'field "age" is null; tensor "age" needs a value', {
       context: { field: 'age', tensor: 'age', 'model.name': 'census' },
     });
-    await dlq.send([
-      {
-        origin: { topic: 'in', partition: 2, offset: '41' },
-        key: Buffer.from('k'),
-        value: Buffer.from([0, 1, 2]),
-        headers: { mine: Buffer.from('x') },
-        timestamp: '1700000000000',
-        stage: 'TASK_PROCESS',
-        className: 'TFServingInference',
-        error,
-      },
-    ]);
+    await dlq.send(
+      [
+        {
+          origin: { topic: 'in', partition: 2, offset: '41' },
+          key: Buffer.from('k'),
+          value: Buffer.from([0, 1, 2]),
+          headers: { mine: Buffer.from('x') },
+          timestamp: '1700000000000',
+          stage: 'TASK_PROCESS',
+          className: 'TFServingInference',
+          error,
+        },
+      ],
+      producer,
+    );
     const message = sent[0]!.messages[0]!;
     expect(sent[0]!.topic).to.equal('dlq');
     expect(message.value).to.deep.equal(Buffer.from([0, 1, 2]));
@@ -108,16 +108,16 @@ describe('the dead-letter queue', () => {
     const { producer, sent } = fakeProducer();
     const dlq = new DeadLetterQueue({
       topic: 'dlq',
-      producer,
       contextHeaders: false,
       connectorName: 'c',
       taskId: 0,
       metrics: metrics(),
       labels,
     });
-    await dlq.send([
-      { key: null, value: Buffer.from('v'), stage: 'TASK_POLL', className: 'X', error: new Error('bad') },
-    ]);
+    await dlq.send(
+      [{ key: null, value: Buffer.from('v'), stage: 'TASK_POLL', className: 'X', error: new Error('bad') }],
+      producer,
+    );
     expect(Object.keys(sent[0]!.messages[0]!.headers ?? {})).to.deep.equal([]);
   });
 
@@ -126,7 +126,6 @@ describe('the dead-letter queue', () => {
     const m = metrics();
     const dlq = new DeadLetterQueue({
       topic: 'dlq',
-      producer,
       contextHeaders: true,
       connectorName: 'c',
       taskId: 0,
@@ -135,9 +134,10 @@ describe('the dead-letter queue', () => {
     });
     let thrown: unknown;
     try {
-      await dlq.send([
-        { key: null, value: null, stage: 'TASK_PUT', className: 'X', error: new Error('bad') },
-      ]);
+      await dlq.send(
+        [{ key: null, value: null, stage: 'TASK_PUT', className: 'X', error: new Error('bad') }],
+        producer,
+      );
     } catch (error) {
       thrown = error;
     }
@@ -167,21 +167,6 @@ describe('producing in requests the broker accepts', () => {
         .reduce((s, m) => s + (m.value as Buffer).length, 0);
       expect(bytes).to.be.at.most(MAX_REQUEST_BYTES);
     }
-  });
-});
-
-describe('standalone source offsets', () => {
-  it('survive a restart of the store and are kept per connector and source partition', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'offsets-')), 'offsets.json');
-    const store = new FileOffsetStore(file);
-    store.commit('a', new Map([[JSON.stringify({ file: '/x' }), { line: 10, position: 300 }]]));
-    store.commit('b', new Map([[JSON.stringify({ file: '/x' }), { line: 3, position: 30 }]]));
-    const reopened = new FileOffsetStore(file);
-    expect(reopened.get('a', { file: '/x' })).to.deep.equal({ line: 10, position: 300 });
-    expect(reopened.get('b', { file: '/x' })).to.deep.equal({ line: 3, position: 30 });
-    reopened.reset('a');
-    expect(new FileOffsetStore(file).get('a', { file: '/x' })).to.equal(undefined);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).to.have.keys('b');
   });
 });
 
