@@ -34,6 +34,8 @@ export class PluginRegistry {
 
   /** A message for an unknown `connector.class`, listing what is available. */
   unknownPluginMessage(name: string): string {
-    return `no connector plugin named "${name}"; available: ${this.plugins.map((p) => p.name).join(', ')}`;
+    const available = this.plugins.map((p) => p.name).join(', ');
+    if (name.trim() === '') return `connector.class is required: set it to one of ${available}`;
+    return `no connector plugin named "${name}"; available: ${available}`;
   }
 }

@@ -86,6 +86,28 @@ function converterKeys(which: 'key' | 'value', defaultConverter: ConverterName, 
   ];
 }
 
+/** Bytes of UTF-8 a connector name may take: percent-encoded, it stays well inside a REST path. */
+export const MAX_CONNECTOR_NAME_BYTES = 200;
+
+/**
+ * Why `name` cannot name a connector, or undefined. A name must round-trip through the REST paths
+ * (`/connectors/{name}/...`) and make valid group and transactional ids (`connect-<name>`).
+ */
+export function connectorNameProblem(name: string): string | undefined {
+  if (name.trim() === '') return 'must not be empty';
+  if (name !== name.trim()) return 'must not start or end with whitespace: remove it';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_CONNECTOR_NAME_BYTES)
+    return `is ${bytes} bytes long; at most ${MAX_CONNECTOR_NAME_BYTES} bytes (UTF-8) keep it usable in REST paths: choose a shorter name`;
+  const reserved = [...new Set(name.match(/[/\\?#%]/g) ?? [])];
+  if (reserved.length > 0)
+    return `must not contain ${reserved.map((c) => `"${c}"`).join(', ')}: they change the meaning of a REST path (use letters, digits, ".", "_" or "-")`;
+  if (name === '.' || name === '..') return 'must not be "." or "..": they are path segments, not names';
+  return undefined;
+}
+
 const COMMON_KEYS: readonly ConfigKey[] = [
   {
     name: 'name',
@@ -96,13 +118,7 @@ const COMMON_KEYS: readonly ConfigKey[] = [
     documentation:
       'Globally unique name of the connector; sink and processor tasks consume in the group `connect-<name>`. ' +
       'Taken from the top-level "name" of a `{"name", "config"}` document when the config does not repeat it.',
-    validate: (value) => {
-      const name = String(value);
-      if (name.trim() === '') return 'must not be empty';
-      // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
-      return undefined;
-    },
+    validate: (value) => connectorNameProblem(String(value)),
   },
   {
     name: 'connector.class',

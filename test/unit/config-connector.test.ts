@@ -200,6 +200,20 @@ describe('connector config', () => {
     });
   });
 
+  it('refuses connector names that would not round-trip through the REST paths, saying why', () => {
+    const problemFor = (name: string) => parse({ name }).problems.find((p) => p.key === 'name')?.message;
+    expect(problemFor('x'.repeat(5000)))
+      .to.contain('5000 bytes long')
+      .and.contain('at most 200');
+    expect(problemFor('scores/v2')).to.contain('"/"');
+    expect(problemFor('a?b#c%d')).to.contain('"?"').and.contain('"#"').and.contain('"%"');
+    expect(problemFor('..')).to.contain('path segments');
+    expect(problemFor(' padded ')).to.contain('whitespace');
+    expect(problemFor('line\nbreak')).to.contain('control characters');
+    expect(problemFor('census-scores_v2.1')).to.equal(undefined);
+    expect(problemFor('x'.repeat(200))).to.equal(undefined);
+  });
+
   it('reports every problem at once', () => {
     const { config, problems } = parseConnectorConfig(
       scorer,
