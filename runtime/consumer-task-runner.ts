@@ -115,6 +115,7 @@ export class ConsumerTaskRunner implements TaskRunner {
       now: this.now,
       partitionFor: (topic, inputPartition) => this.partitionFor(topic, inputPartition),
       fits: (topic, message) => this.delivery.fits(topic, message),
+      maxRecordBytes: config.getNumber('max.record.bytes'),
     });
   }
 

@@ -194,6 +194,13 @@ const ENTRIES = {
     description: 'The brokers in `bootstrap.servers` cannot be reached.',
     fix: 'Check `bootstrap.servers`, the network and the brokers; the worker reconnects by itself.',
   },
+  RECORD_TOO_LARGE: {
+    outcome: 'fail-record',
+    message: 'The record {record} takes {bytes} bytes, more than max.record.bytes ({limit})',
+    description:
+      "A consumed record (key and value together) is larger than the connector's `max.record.bytes`. It goes to the dead-letter queue without being decoded, so an oversized record cannot exhaust the worker's memory.",
+    fix: 'Raise `max.record.bytes` if such records are expected, or find the producer that writes them; replay them from the dead-letter topic.',
+  },
   KAFKA_RECORD_TOO_LARGE: {
     outcome: 'fail-record',
     message: 'The broker refused a record for {topic} ({type}): {details}',
@@ -235,6 +242,20 @@ const ENTRIES = {
     description:
       "A bad record could not be written to the dead-letter topic because it exceeds that topic's `max.message.bytes`. Losing it silently is not an option, so the task fails with the record's offset uncommitted.",
     fix: "Raise the dead-letter topic's `max.message.bytes` to at least the input topic's, then restart the task.",
+  },
+  KAFKA_AUTHENTICATION_FAILED: {
+    outcome: 'fatal',
+    message: 'Kafka refused the SASL credentials ({how}): {details}',
+    description:
+      'The brokers refused the user and password of `sasl.jaas.config` (wrong password, unknown user, or a `sasl.mechanism` the user has no credential for). Retrying cannot help, so the worker does not start or the task fails.',
+    fix: 'Check the username and password in `sasl.jaas.config` (and the file or variable they come from) and `sasl.mechanism`; with SCRAM the user needs a credential for that exact mechanism.',
+  },
+  KAFKA_TLS_FAILED: {
+    outcome: 'fatal',
+    message: 'TLS connection to Kafka failed ({how}): {details}; {hint}',
+    description:
+      "The TLS handshake with a broker failed: its certificate is not signed by a trusted CA, does not name the host, has expired, or the broker refused this worker's client certificate.",
+    fix: 'Set `ssl.truststore.location` (PEM) to the CA that signed the broker certificate; check `bootstrap.servers` names a host in the certificate; with mutual TLS check `ssl.keystore.*`.',
   },
   TOPIC_CREATE_FAILED: {
     outcome: 'fatal',

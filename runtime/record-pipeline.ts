@@ -40,6 +40,8 @@ export interface RecordPipelineOptions {
   now: () => number;
   /** The output partition of a result (undefined: Kafka's default partitioner). */
   partitionFor: (topic: string, inputPartition: number) => number | undefined;
+  /** `max.record.bytes`: larger consumed records are bad records, never decoded. */
+  maxRecordBytes: number;
   /** Whether an encoded output fits its topic's `max.message.bytes`. */
   fits: (topic: string, message: Message) => { fits: boolean; size: number; limit: number };
 }
@@ -59,8 +61,10 @@ export class RecordPipeline {
     const recordIndex: number[] = [];
     for (let i = 0; i < chunk.length; i++) {
       const message = chunk[i]!;
-      let stage: Stage = 'KEY_CONVERTER';
+      let stage: Stage = 'KAFKA_CONSUME';
       try {
+        this.checkSize(topic, partition, message);
+        stage = 'KEY_CONVERTER';
         const key = keyConverter.toConnect(topic, message.key);
         stage = 'VALUE_CONVERTER';
         const value = valueConverter.toConnect(topic, message.value);
@@ -81,7 +85,7 @@ export class RecordPipeline {
         recordIndex.push(i);
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
-        failures.push({ index: i, error: error as Error, stage, className: converterClassName(stage) });
+        failures.push({ index: i, error: error as Error, stage, className: stageClassName(stage) });
       }
     }
 
@@ -120,6 +124,18 @@ export class RecordPipeline {
     const outputs = await this.encode(partition, outputsByIndex, failures);
     if (failures.length > 1) failures.sort((a, b) => a.index - b.index);
     return { outputs, failures };
+  }
+
+  private checkSize(topic: string, partition: number, message: KafkaMessage): void {
+    const bytes = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+    const limit = this.options.maxRecordBytes;
+    if (bytes <= limit) return;
+    throw new RecordError(
+      'RECORD_TOO_LARGE',
+      `the record ${topic}-${partition}@${message.offset} takes ${bytes} bytes (key and value), more than ` +
+        `max.record.bytes (${limit}); it was not decoded. Raise max.record.bytes if such records are expected`,
+      { stage: 'KAFKA_CONSUME', context: { 'record.bytes': bytes, 'max.record.bytes': limit } },
+    );
   }
 
   private async encode(
@@ -216,5 +232,7 @@ function converterClassName(stage: Stage): string {
 }
 
 function stageClassName(stage: Stage): string {
-  return stage === 'KAFKA_PRODUCE' ? 'KafkaProducer' : converterClassName(stage);
+  if (stage === 'KAFKA_PRODUCE') return 'KafkaProducer';
+  if (stage === 'KAFKA_CONSUME') return 'KafkaConsumer';
+  return converterClassName(stage);
 }

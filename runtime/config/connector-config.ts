@@ -281,6 +281,20 @@ const INPUT_KEYS: readonly ConfigKey[] = [
       }
     },
   },
+  {
+    name: 'max.record.bytes',
+    type: 'int',
+    default: 8 * 1024 * 1024,
+    min: 1,
+    importance: 'low',
+    group: COMMON,
+    displayName: 'Largest record',
+    documentation:
+      'Consumed records whose key and value together take more bytes than this are bad records (stage ' +
+      '`KAFKA_CONSUME`, code `RECORD_TOO_LARGE`): they go to the dead-letter queue with errors.tolerance=all ' +
+      'without being decoded, so one oversized record cannot exhaust the worker. The default, 8 MiB, is far above ' +
+      "Kafka's default `max.message.bytes` (1 MiB); raise it if your topics allow larger records.",
+  },
 ];
 
 const PROCESSOR_KEYS: readonly ConfigKey[] = [

@@ -7,6 +7,7 @@ import avro from 'avsc';
 import type { Type as AvroType } from 'avsc';
 import type { SchemaRef } from '../api.js';
 import { ConnectError, FatalError, RecordError, RetriableError, type Stage } from '../errors.js';
+import { installAvroBounds } from './avro-bounds.js';
 import type { Converter, Decoded } from './converter.js';
 import { parseAvroSchema, UnreadableSchema, type RegistryClient } from './schema-registry.js';
 
@@ -33,6 +34,8 @@ export class AvroConverter implements Converter {
     private readonly registry: RegistryClient,
     options: { isKey: boolean },
   ) {
+    // Item counts in the data are checked against the bytes left before anything is read.
+    installAvroBounds();
     this.isKey = options.isKey;
     this.what = options.isKey ? 'key' : 'value';
     this.stage = options.isKey ? 'KEY_CONVERTER' : 'VALUE_CONVERTER';

@@ -97,6 +97,32 @@ describe('the consumer task runner', () => {
     await runner.stop();
   });
 
+  it('dead-letters a consumed record larger than max.record.bytes without decoding it', async () => {
+    const { kafka, runner } = buildRunner({ ...DLQ, 'max.record.bytes': 100 });
+    await runner.start();
+    const consumer = await kafka.untilRunning();
+    consumer.join({ in: [0] });
+    const resolved = await consumer.deliver('in', 0, [
+      { offset: 0, value: 'a' },
+      { offset: 1, key: 'k', value: 'y'.repeat(100) },
+      { offset: 2, value: 'c' },
+    ]);
+    const producer = kafka.producers[0]!;
+    expect(producer.sent.filter((p) => p.topic === 'out').map((p) => String(p.message.value))).to.deep.equal([
+      'a',
+      'c',
+    ]);
+    const [letter] = producer.sent.filter((p) => p.topic === 'dlq');
+    expect(String(letter!.message.key)).to.equal('k');
+    expect(letter!.message.headers).to.include({
+      '__connect.errors.stage': 'KAFKA_CONSUME',
+      '__connect.errors.class.name': 'KafkaConsumer',
+      '__connect.errors.error.code': 'RECORD_TOO_LARGE',
+    });
+    expect(resolved).to.deep.equal(['2']);
+    await runner.stop();
+  });
+
   it('fails the task on an authorization error after one attempt, instead of redelivering for ever', async () => {
     const { kafka, runner } = buildRunner(DLQ);
     await runner.start();
