@@ -236,7 +236,11 @@ const KEYS: ConfigKey[] = [
     displayName: 'Model version',
     documentation:
       'Pin a model version. Leave it and `tfserving.model.version.label` unset to use the latest version the server ' +
-      'has loaded (new versions are picked up without a restart).',
+      'has loaded: new versions are picked up without a restart, even with another signature (the task re-reads ' +
+      'the signature when another version answers, or when a whole request is refused with INVALID_ARGUMENT or ' +
+      'FAILED_PRECONDITION, and sends the refused request again under the new signature before bisecting it; the ' +
+      'output schema follows). A new signature the records cannot feed fails the task (MODEL_SIGNATURE_CHANGED) ' +
+      'instead of dead-lettering the stream.',
   },
   {
     name: 'tfserving.model.version.label',
@@ -247,7 +251,8 @@ const KEYS: ConfigKey[] = [
     displayName: 'Model version label',
     documentation:
       'Use the version the server labels so (e.g. `stable`, `canary`); the label can be moved to a new version on ' +
-      'the server without touching the connector. Exclusive with `tfserving.model.version`.',
+      'the server without touching the connector, even one with another signature (followed as for the latest ' +
+      'version, see `tfserving.model.version`). Exclusive with `tfserving.model.version`.',
   },
   {
     name: 'tfserving.signature.name',

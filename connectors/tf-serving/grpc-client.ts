@@ -268,7 +268,41 @@ export interface TFServingClientOptions {
   maxSendMessageBytes: number;
   /** Largest response message the client accepts; larger ones fail with RESOURCE_EXHAUSTED. */
   maxReceiveMessageBytes: number;
+  /** HTTP/2 keepalive pings; default DEFAULT_KEEPALIVE. */
+  keepalive?: KeepaliveOptions;
 }
+
+/**
+ * How the client notices a connection that died silently (a peer or middlebox gone without a FIN
+ * or RST): while calls are in flight it pings every `timeMs`, and closes the connection when a ping
+ * is not answered within `timeoutMs`; the calls on it then fail with UNAVAILABLE (retried) and the
+ * next call reconnects. Without this, calls would keep going to the dead connection and each would
+ * wait out its deadline until the OS gave up on the socket, which takes minutes.
+ */
+export interface KeepaliveOptions {
+  timeMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * 10 s / 5 s, pinging only while calls are in flight (`grpc.keepalive_permit_without_calls` 0).
+ * Chosen to be accepted by a TensorFlow Serving left at gRPC's server defaults, which
+ * tensorflow_model_server does not change (only `--grpc_channel_arguments` does): a ping counts
+ * as a strike when it comes less than `grpc.http2.min_ping_interval_without_data_ms` (5 min; 2 h on
+ * a connection without calls) after the previous one with nothing written by the server in
+ * between, and the third strike (`grpc.http2.max_ping_strikes` 2) is answered with GOAWAY
+ * "too_many_pings". Every answer the server writes clears the strikes, so pinging only during
+ * calls stays clear of that unless calls are in flight and the server writes nothing for about
+ * 40 s (a stall far beyond any deadline): it then closes the connection, its calls fail
+ * RESOURCE_EXHAUSTED (retried by the default status policy), and grpc-js doubles its ping
+ * interval for the channel. After an idle spell grpc-js pings as soon as the next call starts, so
+ * a connection that died while idle is noticed within `timeoutMs` of that call. grpc-js has no
+ * `grpc.http2.*` ping throttles of its own to set.
+ */
+export const DEFAULT_KEEPALIVE: Readonly<KeepaliveOptions> = Object.freeze({
+  timeMs: 10_000,
+  timeoutMs: 5_000,
+});
 
 export interface CallOptions {
   /** Overrides the client's deadline for this call. */
@@ -373,6 +407,9 @@ export class TFServingClient {
     checkPositiveInteger(options.deadlineMs, 'deadlineMs');
     checkPositiveInteger(options.maxSendMessageBytes, 'maxSendMessageBytes');
     checkPositiveInteger(options.maxReceiveMessageBytes, 'maxReceiveMessageBytes');
+    const keepalive = options.keepalive ?? DEFAULT_KEEPALIVE;
+    checkPositiveInteger(keepalive.timeMs, 'keepalive.timeMs');
+    checkPositiveInteger(keepalive.timeoutMs, 'keepalive.timeoutMs');
     this.target = options.target;
     this.deadlineMs = options.deadlineMs;
 
@@ -394,6 +431,9 @@ export class TFServingClient {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_send_message_length': options.maxSendMessageBytes,
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes,
+      'grpc.keepalive_time_ms': keepalive.timeMs,
+      'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
+      'grpc.keepalive_permit_without_calls': 0,
     });
     this.predictionService = new grpc.Client(options.target, credentials, { channelOverride: this.channel });
     this.modelService = new grpc.Client(options.target, credentials, { channelOverride: this.channel });

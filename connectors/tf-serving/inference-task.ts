@@ -7,9 +7,18 @@
 //        into requests) -> rate limiter (p-queue) -> circuit breaker (opossum) -> gRPC Predict
 //     -> outputs split by position -> output records with the derived output schema.
 //
-// start() reads the model's signature with GetModelMetadata (retrying a server that is not up yet
-// for `tfserving.startup.timeout.ms`); a model, version, label or signature the server does not
-// have fails the task at once.
+// start() reads the model's signature with GetModelMetadata (model-metadata.ts; retrying a server
+// that is not up yet for `tfserving.startup.timeout.ms`); a model, version, label or signature the
+// server does not have fails the task at once.
+//
+// Following the latest version or a version label, the served signature can change under the
+// running task. A Predict answered by another version, or a request refused as a whole with
+// INVALID_ARGUMENT / FAILED_PRECONDITION, makes the task re-read the signature (signature-tracker.ts);
+// a changed signature gets a new plan and output schema (model-plan.ts) and the refused request is
+// sent once more under it before any bisecting. Rows still waiting under the old plan are extracted
+// again from their records; rows answered under the old plan are written with the old plan's schema.
+// A new signature the records cannot feed as configured fails the task (MODEL_SIGNATURE_CHANGED):
+// the model changed, not the records, so nothing is dead-lettered.
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import {
   ConnectError,
@@ -19,31 +28,22 @@ import {
   type ConnectRecord,
   type OutputRecord,
   type ProcessorTask,
+  type SchemaRef,
   type TaskContext,
 } from '../../runtime/api.js';
-import type { Type as AvroType } from 'avsc';
 import { ModelCircuitBreaker } from './circuit-breaker.js';
 import { sharedClients, type ClientConnector, type ClientLease, type TFServingApi } from './client-pool.js';
 import { readInferenceSettings, type InferenceSettings } from './config.js';
 import { Batcher } from './batcher.js';
-import { TFServingCallError, type ModelMetadata, type ModelSpec, type SignatureSpec } from './grpc-client.js';
-import {
-  bindInputs,
-  compileInputPlan,
-  type InputBinding,
-  type InputPlan,
-  type InputRow,
-} from './input-mapping.js';
+import { TFServingCallError, type ModelSpec, type PredictResult } from './grpc-client.js';
+import type { InputRow } from './input-mapping.js';
 import { InferenceMetrics } from './metrics.js';
-import {
-  bindOutputs,
-  metadataValues,
-  OutputSchemas,
-  splitOutputs,
-  type OutputBinding,
-} from './output-schema.js';
+import { ModelMetadataReader } from './model-metadata.js';
+import { ModelPlan, planForChangedSignature, type WriterPlan } from './model-plan.js';
+import { metadataValues, splitOutputs } from './output-schema.js';
 import { RateLimiter } from './rate-limiter.js';
-import { errorCodeFor, type CallContext } from './status-policy.js';
+import { SignatureTracker } from './signature-tracker.js';
+import type { CallContext } from './status-policy.js';
 import { encodeTensor, TensorCodecError, type TensorProto } from './tensor-codec.js';
 
 export interface InferenceTaskDependencies {
@@ -55,37 +55,46 @@ export interface InferenceTaskDependencies {
   setTimer?: (fn: () => void, ms: number) => () => void;
 }
 
-/** A scored row: the output values (OutputSchemas.outputs order) and who answered when. */
+/**
+ * A record's row on its way to the model, with what it takes to extract it again should the
+ * signature change before it is sent.
+ */
+interface PendingRow {
+  value: unknown;
+  writer: SchemaRef;
+  /** The plan `input` was extracted with. */
+  plan: WriterPlan;
+  input: InputRow;
+}
+
+/** A scored row: the output values (in its plan's output order), the plan, and who answered when. */
 interface ScoredRow {
   values: unknown[];
+  plan: WriterPlan;
   model: ModelSpec & { signatureName: string };
   scoredAt: number;
 }
 
 type RowResult = ScoredRow | RecordError;
 
-interface SchemaPlan {
-  input: InputPlan;
-  outputType: AvroType;
-}
-
 /** Everything start() sets up; absent before start and after stop. */
 interface Running {
   lease: ClientLease;
   client: TFServingApi;
-  signature: SignatureSpec;
-  inputs: InputBinding[];
-  outputs: OutputBinding[];
-  schemas: OutputSchemas;
+  tracker: SignatureTracker;
   limiter: RateLimiter;
   breaker: ModelCircuitBreaker;
-  batcher: Batcher<InputRow, RowResult>;
+  batcher: Batcher<PendingRow, RowResult>;
   metrics: InferenceMetrics;
   stopRoomListener: () => void;
 }
 
-const STARTUP_BACKOFF_INITIAL_MS = 200;
-const STARTUP_BACKOFF_MAX_MS = 5000;
+/**
+ * Statuses that, for a whole request, may mean the served signature changed under the task
+ * (TF Serving answers inputs that no longer fit with INVALID_ARGUMENT, a signature the new version
+ * lacks with FAILED_PRECONDITION). The signature is re-read before the status is acted on.
+ */
+const SIGNATURE_CHANGE_STATUSES: ReadonlySet<string> = new Set(['INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
 
 async function defaultSleep(ms: number, signal: AbortSignal): Promise<boolean> {
   try {
@@ -109,9 +118,10 @@ export class TFServingInferenceTask implements ProcessorTask {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
   private running: Running | undefined;
   private stopped = false;
-  private readonly plans = new Map<number, SchemaPlan>();
   /** The version that answered last (or that metadata reported), for error context. */
   private servedVersion: number | undefined;
+  /** No version pinned (the latest, or a label): the served version and its signature may change. */
+  private readonly followsMovingVersion: boolean;
 
   constructor(
     private readonly context: TaskContext,
@@ -121,6 +131,7 @@ export class TFServingInferenceTask implements ProcessorTask {
     this.outputTopic = context.config.getString('output.topic');
     this.connect = deps.connect ?? sharedClients;
     this.sleep = deps.sleep ?? defaultSleep;
+    this.followsMovingVersion = this.settings.model.version === undefined;
   }
 
   // ------------------------------------------------------------------------------ lifecycle
@@ -135,16 +146,48 @@ export class TFServingInferenceTask implements ProcessorTask {
       deadlineMs: settings.deadlineMs,
     });
     try {
-      const metadata = await this.fetchMetadata(lease.client);
+      const client = lease.client;
+      const reader = new ModelMetadataReader({
+        settings,
+        client,
+        logger: context.logger,
+        signal: context.signal,
+        now: context.now,
+        sleep: this.sleep,
+        describeModel: () => this.describeModel(),
+        errorContext: () => this.errorContext(),
+        stoppingError,
+      });
+      const metadata = await reader.readAtStart();
       this.servedVersion = settings.model.version ?? metadata.model.version;
-      const signature = this.chooseSignature(metadata);
-      const inputs = bindInputs(
-        signature.inputs,
-        settings.inputMapping,
-        settings.inputFileFields,
+      const plan = new ModelPlan(
+        1,
+        reader.signatureOf(metadata, 'TASK_START'),
+        metadata.model.version,
+        settings,
         this.describeModel(),
       );
-      const outputs = bindOutputs(signature.outputs, settings.outputFields, this.describeModel());
+      const tracker = new SignatureTracker({
+        initial: plan,
+        readMetadata: async () => {
+          const reread = await reader.reread();
+          if (reread.model.version !== undefined) this.servedVersion = reread.model.version;
+          return reread;
+        },
+        signatureOf: (m) => reader.signatureOf(m, 'TASK_PROCESS'),
+        build: (signature, version, previous) => {
+          const next = planForChangedSignature(previous, signature, version, {
+            settings,
+            describeModel: this.describeModel(),
+            errorContext: this.recordContext(),
+          });
+          context.logger.warn(
+            { fromVersion: previous.version, toVersion: version, ...next.describeBindings() },
+            'the model now serves another signature: input mapping and output schema rebuilt',
+          );
+          return next;
+        },
+      });
       const metrics = new InferenceMetrics(context.metrics, context.metricLabels, settings.model.name);
       const limiter = new RateLimiter({
         requestsPerSecond: settings.rateLimit.requestsPerSecond,
@@ -166,10 +209,11 @@ export class TFServingInferenceTask implements ProcessorTask {
           context.logger.warn({ breaker: state, target: settings.target }, `circuit breaker ${state}`);
         },
       });
-      const batcher = new Batcher<InputRow, RowResult>({
+      const batcher = new Batcher<PendingRow, RowResult>({
         ...settings.batch,
-        sizeOf: (row) => row.bytes,
-        keyOf: (row) => row.shapeKey,
+        sizeOf: (row) => row.input.bytes,
+        // Rows extracted under different plans never share a request.
+        keyOf: (row) => `${row.plan.model.generation}|${row.input.shapeKey}`,
         execute: (rows, attempt) => limiter.run(() => this.predict(rows, attempt), attempt - 1),
         canDispatch: () => limiter.hasRoom(),
         // Stopping is transient for the records: they are redelivered, never failed.
@@ -181,11 +225,8 @@ export class TFServingInferenceTask implements ProcessorTask {
       const stopRoomListener = limiter.onRoom(() => batcher.pump());
       this.running = {
         lease,
-        client: lease.client,
-        signature,
-        inputs,
-        outputs,
-        schemas: new OutputSchemas(outputs, settings.metadataFields),
+        client,
+        tracker,
         limiter,
         breaker,
         batcher,
@@ -197,8 +238,7 @@ export class TFServingInferenceTask implements ProcessorTask {
           target: settings.target,
           model: settings.model,
           servedVersion: this.servedVersion,
-          inputs: inputs.map((b) => `${b.tensor}<-${b.field}`),
-          outputs: outputs.map((o) => `${o.tensor}->${o.field}`),
+          ...plan.describeBindings(),
         },
         'model signature read; inference task ready',
       );
@@ -232,6 +272,7 @@ export class TFServingInferenceTask implements ProcessorTask {
         ...(settings.model.versionLabel !== undefined ? { version_label: settings.model.versionLabel } : {}),
         served_version: this.servedVersion ?? null,
         signature: settings.model.signatureName,
+        ...(running ? { signature_changes: running.tracker.current.generation - 1 } : {}),
       },
       target: settings.target,
       ...(running
@@ -248,7 +289,7 @@ export class TFServingInferenceTask implements ProcessorTask {
               requests_per_second: settings.rateLimit.requestsPerSecond,
             },
             batcher: { pending_rows: running.batcher.pendingRows },
-            output_schemas: this.plans.size,
+            output_schemas: running.tracker.current.writerCount,
           }
         : {}),
     };
@@ -270,40 +311,40 @@ export class TFServingInferenceTask implements ProcessorTask {
       throw error;
     }
 
+    if (running.tracker.failure !== undefined) throw running.tracker.failure;
+
     const results = new Array<OutputRecord[] | Error>(records.length);
-    let rows: InputRow[] = [];
+    const plan = running.tracker.current;
+    let rows: PendingRow[] = [];
     let positions: number[] = [];
-    let plansOfRows: SchemaPlan[] = [];
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
       if (record.value === null || record.value === undefined) {
         // A tombstone carries nothing to score; forwarding it keeps a compacted topic's deletes.
-        results[i] = [this.output(record, null, undefined)];
+        results[i] = [this.output(record, null)];
         continue;
       }
-      const plan = this.planFor(record, running);
-      const row = plan.input.extract(record.value);
-      if (row instanceof RecordError) {
-        results[i] = row;
+      const writerPlan = this.planFor(record, plan);
+      const input = writerPlan.input.extract(record.value);
+      if (input instanceof RecordError) {
+        results[i] = input;
         continue;
       }
-      rows.push(row);
+      rows.push({ value: record.value, writer: record.valueSchema!, plan: writerPlan, input });
       positions.push(i);
-      plansOfRows.push(plan);
     }
 
     if (this.settings.inputFileFields.size > 0 && rows.length > 0) {
       const read = await Promise.all(
-        rows.map((row, k) => plansOfRows[k]!.input.readFiles(row, this.settings.inputFileBaseDir)),
+        rows.map((row) => row.plan.input.readFiles(row.input, this.settings.inputFileBaseDir)),
       );
       const keep: number[] = [];
       read.forEach((r, k) => {
         if (r instanceof RecordError) results[positions[k]!] = r;
         else keep.push(k);
       });
-      rows = keep.map((k) => read[k] as InputRow);
+      rows = keep.map((k) => ({ ...rows[k]!, input: read[k] as InputRow }));
       positions = keep.map((k) => positions[k]!);
-      plansOfRows = keep.map((k) => plansOfRows[k]!);
     }
 
     if (rows.length > 0) {
@@ -312,8 +353,7 @@ export class TFServingInferenceTask implements ProcessorTask {
       for (let k = 0; k < rows.length; k++) {
         const i = positions[k]!;
         const result = scored[k]!;
-        results[i] =
-          result instanceof RecordError ? result : [this.output(records[i]!, result, plansOfRows[k]!)];
+        results[i] = result instanceof RecordError ? result : [this.output(records[i]!, result)];
       }
     }
     return results;
@@ -347,99 +387,7 @@ export class TFServingInferenceTask implements ProcessorTask {
     return context;
   }
 
-  /** GetModelMetadata, retrying transient statuses with capped backoff until the start-up timeout. */
-  private async fetchMetadata(client: TFServingApi): Promise<ModelMetadata> {
-    const { settings, context } = this;
-    const { signatureName: _signature, ...model } = settings.model;
-    const deadline = context.now() + settings.startupTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await client.getModelMetadata(model, {
-          deadlineMs: settings.deadlineMs,
-          signal: context.signal,
-        });
-      } catch (error) {
-        if (!(error instanceof TFServingCallError)) {
-          throw new FatalError(
-            'TASK_START_FAILED',
-            `Reading the signature of ${this.describeModel()} failed: ${(error as Error).message}`,
-            { stage: 'TASK_START', cause: error, context: this.recordContext() },
-          );
-        }
-        const status = error.codeName;
-        const transient = settings.statusPolicy.outcomeOf(status) === 'retry';
-        if (!transient) throw this.startFailure(error);
-        const delay = Math.min(STARTUP_BACKOFF_INITIAL_MS * 2 ** (attempt - 1), STARTUP_BACKOFF_MAX_MS);
-        if (context.now() + delay > deadline) {
-          throw new FatalError(
-            'TASK_START_FAILED',
-            `The model server ${settings.target} did not answer GetModelMetadata for ${this.describeModel()} within ` +
-              `tfserving.startup.timeout.ms (${settings.startupTimeoutMs} ms, ${attempt} attempts); last status ${status}: ${error.details}`,
-            {
-              stage: 'TASK_START',
-              cause: error,
-              context: { ...this.recordContext(), 'grpc.status.code': status, attempts: attempt },
-            },
-          );
-        }
-        context.logger.warn(
-          { status, attempt, delayMs: delay },
-          'model server not ready; retrying GetModelMetadata',
-        );
-        if (!(await this.sleep(delay, context.signal))) {
-          throw new FatalError(
-            'TASK_START_FAILED',
-            `Stopped while waiting for ${settings.target} to answer`,
-            {
-              stage: 'TASK_START',
-              cause: error,
-            },
-          );
-        }
-      }
-    }
-  }
-
-  /**
-   * A non-transient status at start: the model, version, label or signature is not there (TF
-   * Serving answers an unknown version label with INVALID_ARGUMENT), or the credentials are refused.
-   * Always fatal: no record is involved yet, and retrying cannot help.
-   */
-  private startFailure(error: TFServingCallError): FatalError {
-    const status = error.codeName;
-    const code = errorCodeFor(status, 'fatal');
-    const hint =
-      code === 'MODEL_AUTH_FAILED'
-        ? 'check the TLS settings and credentials'
-        : 'check tfserving.model.name and tfserving.model.version / tfserving.model.version.label against the models the server has loaded';
-    return new FatalError(
-      code,
-      `Cannot start: GetModelMetadata for ${this.describeModel()} failed with ${status}: ${error.details}; ${hint}`,
-      { stage: 'TASK_START', cause: error, context: { ...this.recordContext(), 'grpc.status.code': status } },
-    );
-  }
-
-  private chooseSignature(metadata: ModelMetadata): SignatureSpec {
-    const name = this.settings.model.signatureName;
-    const signature = metadata.signatures[name];
-    if (signature === undefined) {
-      const available = Object.keys(metadata.signatures)
-        .filter((s) => !s.startsWith('__'))
-        .sort();
-      throw new FatalError(
-        'MODEL_SIGNATURE_NOT_FOUND',
-        `Model "${this.settings.model.name}" (version ${metadata.model.version ?? '?'}) has no signature "${name}"; ` +
-          `it has: ${available.join(', ') || 'none'}. Set tfserving.signature.name to one of them`,
-        {
-          stage: 'TASK_START',
-          context: { ...this.recordContext(), 'model.version': metadata.model.version },
-        },
-      );
-    }
-    return signature;
-  }
-
-  private planFor(record: ConnectRecord, running: Running): SchemaPlan {
+  private planFor(record: ConnectRecord, plan: ModelPlan): WriterPlan {
     const writer = record.valueSchema;
     if (writer === undefined) {
       throw new FatalError(
@@ -449,26 +397,18 @@ export class TFServingInferenceTask implements ProcessorTask {
         { stage: 'TASK_PROCESS' },
       );
     }
-    let plan = this.plans.get(writer.id);
-    if (plan === undefined) {
-      const input = compileInputPlan(running.inputs, writer, this.recordContext());
-      const outputType = running.schemas.derive(writer);
-      plan = { input, outputType };
-      this.plans.set(writer.id, plan);
+    const known = plan.writerCount;
+    const writerPlan = plan.writerPlan(writer, this.recordContext());
+    if (plan.writerCount > known)
       this.context.logger.info({ schemaId: writer.id }, 'new input schema: output schema derived');
-    }
-    return plan;
+    return writerPlan;
   }
 
-  private output(
-    record: ConnectRecord,
-    scored: ScoredRow | null,
-    plan: SchemaPlan | undefined,
-  ): OutputRecord {
+  private output(record: ConnectRecord, scored: ScoredRow | null): OutputRecord {
     const headers: Record<string, Buffer> = {};
     for (const [name, value] of Object.entries(record.headers))
       if (value !== undefined) headers[name] = value;
-    if (scored === null || plan === undefined) {
+    if (scored === null) {
       return {
         topic: this.outputTopic,
         rawKey: record.rawKey,
@@ -477,9 +417,8 @@ export class TFServingInferenceTask implements ProcessorTask {
         timestamp: record.timestamp,
       };
     }
-    const running = this.running;
     const value: Record<string, unknown> = { ...(record.value as Record<string, unknown>) };
-    const outputs = running?.outputs ?? [];
+    const outputs = scored.plan.model.outputs;
     for (let k = 0; k < outputs.length; k++) value[outputs[k]!.field] = scored.values[k] ?? null;
     const metadata = this.settings.metadataFields;
     if (metadata.length > 0) {
@@ -490,21 +429,23 @@ export class TFServingInferenceTask implements ProcessorTask {
       topic: this.outputTopic,
       rawKey: record.rawKey,
       value,
-      valueSchema: plan.outputType,
+      valueSchema: scored.plan.outputType,
       headers,
       timestamp: record.timestamp,
     };
   }
 
   /** Encodes the batch's inputs. Throws TensorCodecError when a value does not fit its tensor. */
-  private encode(rows: readonly InputRow[]): Record<string, TensorProto> {
+  private encode(plan: ModelPlan, rows: readonly PendingRow[]): Record<string, TensorProto> {
     const inputs: Record<string, TensorProto> = {};
-    const bindings = this.running!.inputs;
+    const bindings = plan.inputs;
     for (let b = 0; b < bindings.length; b++) {
       const binding = bindings[b]!;
-      const dims = rows[0]!.dims[b]!;
+      const dims = rows[0]!.input.dims[b]!;
       const scalar = dims.length === 0;
-      const values = scalar ? rows.map((r) => r.values[b]![0]!) : rows.flatMap((r) => r.values[b]!);
+      const values = scalar
+        ? rows.map((r) => r.input.values[b]![0]!)
+        : rows.flatMap((r) => r.input.values[b]!);
       inputs[binding.tensor] = encodeTensor(binding.dtype, [rows.length, ...dims], values);
     }
     return inputs;
@@ -513,42 +454,50 @@ export class TFServingInferenceTask implements ProcessorTask {
   /**
    * One request (called in a rate-limiter slot). Resolves one result per row; rejects with a
    * RecordError when the model refused the whole request (the batcher bisects), RetriableError or
-   * FatalError otherwise.
+   * FatalError otherwise. A request refused with a status that may mean the signature changed is
+   * first checked against the served signature and, when it did change, sent once more under the
+   * new plan (`resent`).
    */
-  private async predict(rows: InputRow[], attempt: number): Promise<RowResult[]> {
+  private async predict(rows: PendingRow[], attempt: number, resent = false): Promise<RowResult[]> {
     const running = this.running;
     if (running === undefined || this.context.signal.aborted) throw stoppingError();
+    const plan = running.tracker.current;
+    if (rows[0]!.plan.model !== plan) return this.predictReplanned(rows, plan, attempt, resent);
     let inputs: Record<string, TensorProto>;
     try {
-      inputs = this.encode(rows);
+      inputs = this.encode(plan, rows);
     } catch (error) {
       if (!(error instanceof TensorCodecError)) throw error;
-      return this.predictIsolatingUnencodable(rows, attempt);
+      return this.predictIsolatingUnencodable(rows, attempt, resent);
     }
     const { settings, context } = this;
+    const ticket = running.tracker.requestSent();
     const started = context.now();
+    let result: PredictResult;
     try {
-      const result = await running.breaker.fire(() =>
+      result = await running.breaker.fire(() =>
         running.client.predict(
-          { model: settings.model, inputs, outputFilter: running.outputs.map((o) => o.tensor) },
+          { model: settings.model, inputs, outputFilter: plan.outputs.map((o) => o.tensor) },
           { deadlineMs: settings.deadlineMs, signal: context.signal },
         ),
       );
-      running.metrics.request('OK', (context.now() - started) / 1000);
-      if (result.model.version !== undefined) this.servedVersion = result.model.version;
-      const values = splitOutputs(result, running.outputs, rows.length, this.recordContext());
-      const model = {
-        ...settings.model,
-        ...result.model,
-        name: result.model.name || settings.model.name,
-        signatureName: settings.model.signatureName,
-      };
-      const scoredAt = context.now();
-      return values.map((v) => ({ values: v, model, scoredAt }));
     } catch (error) {
       if (error instanceof TFServingCallError) {
         running.metrics.request(error.codeName, (context.now() - started) / 1000);
         if (context.signal.aborted) throw stoppingError();
+        if (
+          this.followsMovingVersion &&
+          attempt === 1 &&
+          !resent &&
+          SIGNATURE_CHANGE_STATUSES.has(error.codeName) &&
+          (await running.tracker.recheck(ticket)) !== plan
+        ) {
+          context.logger.info(
+            { status: error.codeName, rows: rows.length },
+            'a request was refused after the model changed its signature; sending it again with the new signature',
+          );
+          return this.predict(rows, attempt, true);
+        }
         throw settings.statusPolicy.classify(
           error.codeName,
           error.details,
@@ -559,15 +508,95 @@ export class TFServingInferenceTask implements ProcessorTask {
       if (error instanceof ConnectError && error.code === 'BREAKER_OPEN') running.metrics.breakerRejected();
       throw error;
     }
+    running.metrics.request('OK', (context.now() - started) / 1000);
+    const values = splitOutputs(result, plan.outputs, rows.length, this.recordContext());
+    const answeredBy = result.model.version;
+    if (answeredBy !== undefined) {
+      this.servedVersion = answeredBy;
+      if (plan.version === undefined) plan.version = answeredBy;
+      else if (answeredBy !== plan.version && this.followsMovingVersion)
+        await this.checkAfterVersionChange(running, ticket, answeredBy);
+    }
+    const model = {
+      ...settings.model,
+      ...result.model,
+      name: result.model.name || settings.model.name,
+      signatureName: settings.model.signatureName,
+    };
+    const scoredAt = context.now();
+    return values.map((v, k) => ({ values: v, plan: rows[k]!.plan, model, scoredAt }));
+  }
+
+  /**
+   * Another version answered a request under the current plan (so it could still feed it): re-read
+   * the signature so the next requests and the output schema follow the new version. A transient
+   * failure to read it only postpones the check to the next answer; the answer itself stands.
+   */
+  private async checkAfterVersionChange(running: Running, ticket: number, version: number): Promise<void> {
+    try {
+      await running.tracker.recheck(ticket);
+    } catch (error) {
+      if (!(error instanceof RetriableError)) throw error;
+      this.context.logger.warn(
+        { version, error: error.message },
+        'a new model version answered but its signature could not be read yet; checking again at the next answer',
+      );
+    }
+  }
+
+  /**
+   * Rows extracted under an older plan: extracted again from their records under `plan` (a row
+   * whose record cannot feed the new signature fails alone, as any record would), then sent in
+   * requests of rows that share a shape.
+   */
+  private async predictReplanned(
+    rows: PendingRow[],
+    plan: ModelPlan,
+    attempt: number,
+    resent: boolean,
+  ): Promise<RowResult[]> {
+    const results = new Array<RowResult>(rows.length);
+    const replanned = new Array<PendingRow>(rows.length);
+    const groups = new Map<string, number[]>();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      const writerPlan = plan.writerPlan(row.writer, this.recordContext());
+      let input = writerPlan.input.extract(row.value);
+      if (!(input instanceof RecordError) && this.settings.inputFileFields.size > 0)
+        input = await writerPlan.input.readFiles(input, this.settings.inputFileBaseDir);
+      if (input instanceof RecordError) {
+        results[i] = input;
+        continue;
+      }
+      replanned[i] = { ...row, plan: writerPlan, input };
+      const group = groups.get(input.shapeKey);
+      if (group === undefined) groups.set(input.shapeKey, [i]);
+      else group.push(i);
+    }
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        const scored = await this.predict(
+          indexes.map((i) => replanned[i]!),
+          attempt,
+          resent,
+        );
+        indexes.forEach((i, k) => (results[i] = scored[k]!));
+      }),
+    );
+    return results;
   }
 
   /** A batch with a value the codec refused: the refused rows fail alone, the rest are sent. */
-  private async predictIsolatingUnencodable(rows: InputRow[], attempt: number): Promise<RowResult[]> {
+  private async predictIsolatingUnencodable(
+    rows: PendingRow[],
+    attempt: number,
+    resent: boolean,
+  ): Promise<RowResult[]> {
     const results = new Array<RowResult>(rows.length);
     const good: number[] = [];
     rows.forEach((row, i) => {
       try {
-        this.encode([row]);
+        this.encode(row.plan.model, [row]);
         good.push(i);
       } catch (error) {
         results[i] = new RecordError(
@@ -585,6 +614,7 @@ export class TFServingInferenceTask implements ProcessorTask {
       const scored = await this.predict(
         good.map((i) => rows[i]!),
         attempt,
+        resent,
       );
       good.forEach((i, k) => (results[i] = scored[k]!));
     }

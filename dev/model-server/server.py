@@ -1,10 +1,14 @@
 """A stand-in for tensorflow_model_server: TF Serving's gRPC API over real SavedModels.
 
     python server.py --port 8500 --control-port 8502 --model-base DIR \
-        [--version-labels census:stable=1,null:stable=1,null:canary=2] [--workers 8]
+        [--version-labels census:stable=1,null:stable=1,null:canary=2] [--workers 8] \
+        [--poll-seconds 0]
 
 Loads every BASE/<model>/<numeric version>/saved_model.pb at start (like TF
-Serving with `model_version_policy { all {} }`) and serves, on 127.0.0.1 only:
+Serving with `model_version_policy { all {} }`); with --poll-seconds N it rescans
+the base every N seconds, loading versions that appeared and unloading versions
+that went away, as TF Serving does every --file_system_poll_wait_seconds. Serves,
+on 127.0.0.1 only:
 
   tensorflow.serving.PredictionService/Predict
   tensorflow.serving.PredictionService/GetModelMetadata   (metadata_field "signature_def")
@@ -12,9 +16,11 @@ Serving with `model_version_policy { all {} }`) and serves, on 127.0.0.1 only:
 
 Status codes and messages follow TF Serving (predict_util.cc, server_core.cc,
 get_model_metadata_impl.cc, get_model_status_impl.cc) where the client can
-observe them. A plain-HTTP control endpoint exposes health, request statistics
-and fault injection; see README.md. Faults affect Predict only, so a client can
-always start up (metadata/status stay healthy).
+observe them. A plain-HTTP control endpoint exposes health, request statistics,
+fault injection and version labels (GET/POST /labels moves a label at run time,
+as a TF Serving model config reload does); see README.md. Faults affect Predict
+only, so a client can always start up (metadata/status stay healthy). Clients'
+HTTP/2 keepalive pings are accepted down to one a second (KEEPALIVE_ENFORCEMENT).
 """
 
 import argparse
@@ -49,6 +55,18 @@ from tensorflow_serving.apis import (  # noqa: E402
 
 HOST = "127.0.0.1"
 DEFAULT_SIGNATURE = "serving_default"
+# Accept clients' HTTP/2 keepalive pings (how they notice a dead connection in seconds) instead
+# of gRPC's server defaults, which tensorflow_model_server keeps unless --grpc_channel_arguments
+# says otherwise: a ping less than 5 min after the previous one with nothing written in between
+# (2 h on a connection without calls) is a strike, and the third strike is answered with GOAWAY
+# "too_many_pings". Here a ping is a strike only when it comes less than 1 s after the previous
+# one, with or without calls; the infer-connect client pings every 10 s, and only during calls.
+KEEPALIVE_ENFORCEMENT = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    # For pings this server sends (it sends none, having no keepalive time): no cap.
+    ("grpc.http2.max_pings_without_data", 0),
+]
 TIMESTAMP_WINDOW = 100_000
 log = logging.getLogger("model-server")
 
@@ -202,22 +220,37 @@ class Servable:
         return key, self.signatures[key]
 
 
+def scan_model_base(base):
+    """BASE/<model>/<numeric version>/saved_model.pb -> {model: {version: path}}, sorted."""
+    found = {}
+    for name in sorted(os.listdir(base)):
+        model_dir = os.path.join(base, name)
+        if name.startswith(".") or not os.path.isdir(model_dir):
+            continue
+        versions = {}
+        for entry in os.listdir(model_dir):
+            path = os.path.join(model_dir, entry)
+            if entry.isdigit() and os.path.exists(os.path.join(path, "saved_model.pb")):
+                versions[int(entry)] = path
+        if versions:
+            found[name] = dict(sorted(versions.items()))
+    return found
+
+
 class ModelRegistry:
-    """All servables under the model base, plus version labels."""
+    """All servables under the model base, plus version labels.
+
+    `models` and `labels` are replaced as a whole, never changed in place, so request
+    threads read a consistent snapshot without a lock; `lock` orders the writers.
+    """
 
     def __init__(self, base, labels):
+        self.base = base
+        self.lock = threading.Lock()
+        self.load_failures = {}  # path -> last load error logged, so each is logged once
         self.models = {}  # name -> {version: Servable}
-        for name in sorted(os.listdir(base)):
-            model_dir = os.path.join(base, name)
-            if name.startswith(".") or not os.path.isdir(model_dir):
-                continue
-            versions = {}
-            for entry in os.listdir(model_dir):
-                path = os.path.join(model_dir, entry)
-                if entry.isdigit() and os.path.exists(os.path.join(path, "saved_model.pb")):
-                    versions[int(entry)] = Servable(name, int(entry), path)
-            if versions:
-                self.models[name] = dict(sorted(versions.items()))
+        for name, paths in scan_model_base(base).items():
+            self.models[name] = {version: Servable(name, version, path) for version, path in paths.items()}
         if not self.models:
             raise SystemExit(f"no SavedModels found under {base} (expected <model>/<version>/saved_model.pb)")
         for model, model_labels in labels.items():
@@ -225,6 +258,53 @@ class ModelRegistry:
                 if version not in self.models.get(model, {}):
                     raise SystemExit(f"version label {model}:{label}={version} points at a version that is not loaded")
         self.labels = labels
+
+    def rescan(self):
+        """Load the versions that appeared under the base and unload those that went away.
+
+        A version that fails to load (e.g. still being copied: write it elsewhere and rename
+        it into place, as with TF Serving) is logged and tried again at the next rescan.
+        """
+        with self.lock:
+            found = scan_model_base(self.base)
+            models = {name: dict(versions) for name, versions in self.models.items()}
+            changed = False
+            for name, paths in found.items():
+                versions = models.setdefault(name, {})
+                for version, path in paths.items():
+                    if version in versions:
+                        continue
+                    try:
+                        versions[version] = Servable(name, version, path)
+                    except Exception as e:  # noqa: BLE001 - any load failure is retried
+                        reason = " ".join(str(e).split())[:200]
+                        if self.load_failures.get(path) != reason:
+                            log.warning("%s v%d: cannot load %s (%s); retrying at every poll",
+                                        name, version, path, reason)
+                        self.load_failures[path] = reason
+                        continue
+                    self.load_failures.pop(path, None)
+                    log.info("loaded model %s version %d", name, version)
+                    changed = True
+            for name, versions in models.items():
+                for version in [v for v in versions if v not in found.get(name, {})]:
+                    del versions[version]
+                    log.info("unloaded model %s version %d (its directory is gone)", name, version)
+                    changed = True
+            if changed:
+                self.models = {name: dict(sorted(versions.items()))
+                               for name, versions in sorted(models.items()) if versions}
+
+    def set_label(self, model, label, version):
+        """Point `model:label` at a loaded version (TF Serving's model config reload does this;
+        it too refuses a label on a version that is not available). Raises ValueError."""
+        with self.lock:
+            if version not in self.models.get(model, {}):
+                raise ValueError(f"model {model} has no loaded version {version}")
+            labels = {name: dict(model_labels) for name, model_labels in self.labels.items()}
+            labels.setdefault(model, {})[label] = version
+            self.labels = labels
+        log.info("version label %s:%s now points at version %d", model, label, version)
 
     def describe(self):
         return {name: list(versions) for name, versions in self.models.items()}
@@ -236,14 +316,14 @@ class ModelRegistry:
         choice = model_spec.WhichOneof("version_choice")
         if choice == "version_label":
             label = model_spec.version_label
-            version = self.labels.get(name, {}).get(label)
+            version = self.labels.get(name, {}).get(label)  # one snapshot of the labels
             if version is None:
                 raise invalid(f"Unrecognized servable version label: {label}")
         elif choice == "version":
             version = model_spec.version.value
         else:
             version = None
-        versions = self.models.get(name, {})
+        versions = self.models.get(name, {})  # one snapshot of the model's versions
         servable = versions[max(versions)] if version is None and versions else versions.get(version)
         if servable is None:
             request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
@@ -565,6 +645,8 @@ def make_control_handler(registry, stats, faults):
                 self._send(200, stats.snapshot())
             elif path == "/faults":
                 self._send(200, faults.snapshot())
+            elif path == "/labels":
+                self._send(200, registry.labels)
             else:
                 self._send(404, {"error": f"no such endpoint: GET {self.path}"})
 
@@ -586,6 +668,17 @@ def make_control_handler(registry, stats, faults):
                 faults.reset()
                 stats.reset()
                 self._send(200, faults.snapshot())
+            elif path == "/labels":
+                try:
+                    model, label, version = body["model"], body["label"], body["version"]
+                    if not (isinstance(model, str) and isinstance(label, str) and label
+                            and isinstance(version, int) and not isinstance(version, bool)):
+                        raise ValueError('expected {"model": str, "label": str, "version": int}')
+                    registry.set_label(model, label, version)
+                except (KeyError, TypeError, ValueError) as e:
+                    self._send(400, {"error": str(e) if not isinstance(e, KeyError) else f"missing {e}"})
+                    return
+                self._send(200, registry.labels)
             else:
                 self._send(404, {"error": f"no such endpoint: POST {self.path}"})
 
@@ -610,6 +703,15 @@ def parse_labels(text):
     return dict(labels)
 
 
+def poll_model_base(registry, seconds, stop):
+    """Rescan the model base every `seconds` until `stop` is set."""
+    while not stop.wait(seconds):
+        try:
+            registry.rescan()
+        except Exception:  # noqa: BLE001 - keep polling; the next scan may succeed
+            log.exception("rescanning the model base failed")
+
+
 def main():
     parser = argparse.ArgumentParser(description="TF Serving gRPC stand-in for dev and tests.")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0 = pick a free one)")
@@ -618,6 +720,9 @@ def main():
     parser.add_argument("--version-labels", type=parse_labels, default={},
                         help="comma-separated model:label=version, e.g. null:stable=1,null:canary=2")
     parser.add_argument("--workers", type=int, default=8, help="gRPC worker threads (max concurrent RPCs)")
+    parser.add_argument("--poll-seconds", type=float, default=0,
+                        help="rescan the model base this often, loading new versions and unloading removed "
+                             "ones (TF Serving's --file_system_poll_wait_seconds); 0 = load once at start")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -627,7 +732,8 @@ def main():
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="grpc"),
         # tensorflow_model_server lifts gRPC's 4 MB default; large image batches need it.
-        options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+        options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+                 *KEEPALIVE_ENFORCEMENT])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(registry, stats, faults), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(registry, stats), server)
@@ -643,10 +749,14 @@ def main():
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.poll_seconds > 0:
+        threading.Thread(target=poll_model_base, args=(registry, args.poll_seconds, stop),
+                         name="poll", daemon=True).start()
     models = " ".join(f"{name}[{','.join(map(str, versions))}]" for name, versions in registry.describe().items())
     labels = ",".join(f"{m}:{label}={v}" for m, ls in registry.labels.items() for label, v in ls.items()) or "none"
-    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s",
-             HOST, grpc_port, HOST, control.server_address[1], args.workers, models, labels)
+    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s poll=%s",
+             HOST, grpc_port, HOST, control.server_address[1], args.workers, models, labels,
+             f"{args.poll_seconds:g}s" if args.poll_seconds > 0 else "off")
     while not stop.wait(0.5):  # a bounded wait keeps the main thread responsive to signals
         pass
     log.info("shutting down")

@@ -13,9 +13,11 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -59,11 +61,11 @@ def check(fn):
 class Server:
     """server.py as a subprocess; stderr is drained into self.log lines."""
 
-    def __init__(self, model_base):
+    def __init__(self, model_base, labels=LABELS, extra=()):
         self.log = []
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--control-port", "0",
-             "--model-base", model_base, "--version-labels", LABELS, "--workers", "8"],
+             "--model-base", model_base, "--version-labels", labels, "--workers", "8", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         ready = threading.Event()
         ports = {}
@@ -414,6 +416,83 @@ def stats_count_requests(server, base):
     assert len(stats["predict_timestamps_ms"]) == 21
     assert 1 <= stats["max_predict_per_second"] <= 21, stats["max_predict_per_second"]
     assert stats["in_flight"] == 0 and stats["max_in_flight"] >= 1, stats
+
+
+@check
+def version_labels_move_at_run_time(server, base):
+    status, labels = server.control("POST", "/labels", {"model": "null", "label": "stable", "version": 2})
+    try:
+        assert status == 200 and labels["null"] == {"stable": 2, "canary": 2}, (status, labels)
+        moved = null_predict(server, [30], label="stable")
+        assert (moved.model_spec.version.value, moved.outputs["score"].float_val[0]) == (2, 31.0)
+        status, body = server.control("POST", "/labels", {"model": "null", "label": "stable", "version": 9})
+        assert status == 400 and "no loaded version 9" in body["error"], (status, body)
+        assert server.control("POST", "/labels", {"model": "null", "label": "stable"})[0] == 400
+        assert server.control("GET", "/labels")[1]["null"]["stable"] == 2
+    finally:
+        server.control("POST", "/labels", {"model": "null", "label": "stable", "version": 1})
+    assert null_predict(server, [30], label="stable").model_spec.version.value == 1
+
+
+@check
+def keepalive_pings_during_a_long_call_are_accepted(server, base):
+    """A client pinging every second while its call is held 8 s keeps its connection.
+
+    With gRPC's server defaults (what tensorflow_model_server runs with) the third strike, a
+    few pings without anything written in between, is answered with GOAWAY "too_many_pings"
+    and the call fails UNAVAILABLE ("Too many pings").
+    """
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=[
+        ("grpc.keepalive_time_ms", 1000),
+        ("grpc.keepalive_timeout_ms", 5000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ])
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request("null", {"age": typed([1], np.int64)}, version=1)
+        stub.Predict(request, timeout=10)  # connect first, so only the held call is timed
+        server.control("POST", "/faults", {"latency_ms": 8000})
+        response = stub.Predict(request, timeout=15)
+        assert response.outputs["score"].float_val[0] == 1.0
+    finally:
+        server.control("POST", "/reset")
+        channel.close()
+
+
+@check
+def poll_loads_new_versions_and_unloads_removed_ones(server, base):
+    """--poll-seconds: a version renamed into the base is served, a deleted one is dropped."""
+    with tempfile.TemporaryDirectory(prefix="model-base-") as tmp:
+        shutil.copytree(os.path.join(base, "null", "1"), os.path.join(tmp, "null", "1"))
+        polling = Server(tmp, labels="", extra=("--poll-seconds", "0.5"))
+        try:
+            assert "poll=0.5s" in "\n".join(polling.log), polling.log[-3:]
+            assert null_predict(polling, [5]).model_spec.version.value == 1
+            staging = os.path.join(tmp, "null", ".staging-2")
+            shutil.copytree(os.path.join(base, "null", "2"), staging)
+            os.rename(staging, os.path.join(tmp, "null", "2"))
+            wait_until(lambda: polling.control("GET", "/health")[1]["models"] == {"null": [1, 2]},
+                       "version 2 to be loaded")
+            latest = null_predict(polling, [5])
+            assert (latest.model_spec.version.value, latest.outputs["score"].float_val[0]) == (2, 6.0)
+            shutil.rmtree(os.path.join(tmp, "null", "1"))
+            wait_until(lambda: polling.control("GET", "/health")[1]["models"] == {"null": [2]},
+                       "version 1 to be unloaded")
+            expect_error(lambda: null_predict(polling, [5], version=1), grpc.StatusCode.NOT_FOUND,
+                         "Specific(null, 1)")
+            log = "\n".join(polling.log)
+            assert "loaded model null version 2" in log and "unloaded model null version 1" in log, \
+                polling.log[-5:]
+        finally:
+            assert polling.stop() == 0
+
+
+def wait_until(condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
 
 
 # -------------------------------------------------------------------- main

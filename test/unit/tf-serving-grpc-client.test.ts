@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -150,6 +151,38 @@ class FakeModelServer {
     }, ms);
     this.pending.add(timer);
   }
+}
+
+/**
+ * A TCP proxy to `target` that can go silent: after `blackhole()` it drops every byte both ways
+ * but keeps the sockets open, like a peer or middlebox that vanished without a FIN or RST.
+ */
+async function silentProxy(target: string) {
+  const sockets = new Set<Socket>();
+  let silent = false;
+  const [host, port] = target.split(':') as [string, string];
+  const server = createServer((downstream) => {
+    const upstream = connect(Number(port), host);
+    for (const socket of [downstream, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => {
+        downstream.destroy();
+        upstream.destroy();
+      });
+    }
+    downstream.on('data', (bytes) => void (silent || upstream.write(bytes)));
+    upstream.on('data', (bytes) => void (silent || downstream.write(bytes)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    target: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    blackhole: () => void (silent = true),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
 }
 
 async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
@@ -339,8 +372,31 @@ describe('TFServingClient', () => {
     expect(fake.calls).to.have.length(0);
   });
 
+  it('closes a connection that stopped answering pings: the call fails UNAVAILABLE (retried) instead of waiting out its deadline', async () => {
+    const proxy = await silentProxy(target);
+    try {
+      const quick = client({
+        target: proxy.target,
+        deadlineMs: 1500,
+        keepalive: { timeMs: 100, timeoutMs: 100 },
+      });
+      await quick.predict({ model: { name: 'echo' }, inputs: {} });
+      proxy.blackhole();
+      const error = (await rejectionOf(
+        quick.predict({ model: { name: 'echo' }, inputs: {} }),
+      )) as TFServingCallError;
+      expect(error).to.be.instanceOf(TFServingCallError);
+      expect(error.codeName).to.equal('UNAVAILABLE');
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('validates its options', () => {
     expect(() => client({ deadlineMs: 0 })).to.throw(/deadlineMs must be a positive integer, got 0/);
+    expect(() => client({ keepalive: { timeMs: 0, timeoutMs: 5000 } })).to.throw(
+      /keepalive.timeMs must be a positive integer, got 0/,
+    );
     expect(() => client({ maxReceiveMessageBytes: 1.5 })).to.throw(
       /maxReceiveMessageBytes must be a positive integer/,
     );
