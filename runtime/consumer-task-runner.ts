@@ -595,7 +595,7 @@ export class ConsumerTaskRunner implements TaskRunner {
       void this.refreshPausedLag().finally(() => {
         if (this.pauses.waiting().length > 0) this.scheduleLagRefresh();
       });
-    }, PAUSED_LAG_REFRESH_MS);
+    }, this.deps.pausedLagRefreshMs ?? PAUSED_LAG_REFRESH_MS);
     this.lagTimer.unref?.();
   }
 

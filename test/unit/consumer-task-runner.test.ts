@@ -16,7 +16,12 @@ const silent = createLogger('fatal', new Writable({ write: (_c, _e, done) => don
 
 function buildRunner(
   config: Record<string, unknown>,
-  options: { plugin?: ProcessorPlugin; shutdownTimeoutMs?: number; kafka?: FakeKafka } = {},
+  options: {
+    plugin?: ProcessorPlugin;
+    shutdownTimeoutMs?: number;
+    kafka?: FakeKafka;
+    pausedLagRefreshMs?: number;
+  } = {},
 ) {
   const kafka = options.kafka ?? new FakeKafka();
   if (!kafka.topics.has('in')) kafka.topics.set('in', { partitions: 3 });
@@ -52,6 +57,7 @@ function buildRunner(
     metrics,
     registry: new Registry(),
     logger: silent,
+    pausedLagRefreshMs: options.pausedLagRefreshMs,
   });
   return { kafka, runner, metrics };
 }
@@ -181,6 +187,24 @@ describe('the consumer task runner', () => {
     consumer.join({ in: [0] });
     expect([...consumer.paused]).to.deep.equal([]);
     expect(runner.state).to.equal('RUNNING');
+    await runner.stop();
+  });
+
+  it('keeps the consumer-lag gauge moving while a partition waits for redelivery', async () => {
+    const { kafka, runner, metrics } = buildRunner(
+      { 'errors.retry.timeout': 0, 'errors.retry.delay.max.ms': 60_000 },
+      { pausedLagRefreshMs: 10 },
+    );
+    await runner.start();
+    const consumer = await kafka.untilRunning();
+    consumer.join({ in: [0] });
+    kafka.producers[0]!.failures.push(new KafkaJSConnectionError('Connection refused'));
+    await consumer.deliver('in', 0, [{ offset: 40, value: 'a' }], 41);
+    const lag = async () =>
+      (await metrics.consumerLag.get()).values.find((v) => v.labels.partition === '0')?.value;
+    expect(await lag()).to.equal(1);
+    await sleep(60); // the broker's high watermark (1000 in the fake) is read while paused
+    expect(await lag()).to.equal(1000 - 40);
     await runner.stop();
   });
 
