@@ -143,6 +143,26 @@ describe('the consumer task runner', () => {
     await runner.stop().catch(() => undefined);
   });
 
+  it('creates a deleted output topic again and writes the chunk, instead of redelivering for ever', async () => {
+    const { kafka, runner } = buildRunner({ 'errors.retry.timeout': 10_000, 'errors.retry.delay.max.ms': 1 });
+    await runner.start();
+    const consumer = await kafka.untilRunning();
+    consumer.join({ in: [0] });
+    kafka.topics.delete('out');
+    const missing = new KafkaJSProtocolError({
+      message: 'This server does not host this topic-partition',
+      type: 'UNKNOWN_TOPIC_OR_PARTITION',
+      code: 3,
+      retriable: true,
+    } as never);
+    kafka.producers[0]!.failures.push(missing);
+    const resolved = await consumer.deliver('in', 0, [{ offset: 0, value: 'a' }]);
+    expect(kafka.topics.has('out')).to.equal(true);
+    expect(kafka.producers[0]!.sent.map((p) => String(p.message.value))).to.deep.equal(['a']);
+    expect(resolved).to.deep.equal(['0']);
+    await runner.stop();
+  });
+
   it('accepts a pause before its consumer has joined the group and applies it on the join', async () => {
     const { kafka, runner } = buildRunner({});
     const starting = runner.start();
