@@ -18,7 +18,7 @@ import { Delivery, type OutputMessage } from './delivery.js';
 import { ConnectError, FatalError, outcomeOf, traceOf, type Stage } from './errors.js';
 import type { ObservedState } from './herder.js';
 import { topicsPattern } from './config/connector-config.js';
-import { ensureTopic, kafkaClientOverrides } from './kafka-clients.js';
+import { ensureTopic, kafkaClientOverrides, kafkaFor } from './kafka-clients.js';
 import { PartitionPauses } from './partition-pauses.js';
 import { RecordPipeline, type Failure } from './record-pipeline.js';
 import { retryTransient } from './retry-operator.js';
@@ -66,6 +66,8 @@ export class ConsumerTaskRunner implements TaskRunner {
   private readonly exactlyOnce: boolean;
   private readonly partitionByInput: boolean;
   private readonly consumerOverrides: Record<string, unknown>;
+  /** The worker's Kafka with this connector's client overrides (security included) applied. */
+  private readonly kafka: RunnerDependencies['kafka'];
 
   constructor(private readonly deps: RunnerDependencies & { plugin: SinkPlugin | ProcessorPlugin }) {
     this.taskId = deps.taskId;
@@ -93,8 +95,9 @@ export class ConsumerTaskRunner implements TaskRunner {
     };
     if (this.exactlyOnce) exactlyOnceProblems(producerProperties, consumerProperties);
     this.consumerOverrides = kafkaClientOverrides(consumerProperties);
+    this.kafka = kafkaFor(deps.kafka, config);
     this.delivery = new Delivery({
-      kafka: deps.kafka,
+      kafka: this.kafka,
       groupId: this.groupId,
       connectorName: deps.connectorName,
       exactlyOnce: this.exactlyOnce,
@@ -227,7 +230,7 @@ export class ConsumerTaskRunner implements TaskRunner {
     }
     if (this.abort.signal.aborted) return;
 
-    const consumer = deps.kafka.consumer({
+    const consumer = this.kafka.consumer({
       groupId: this.groupId,
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
@@ -320,7 +323,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   }
 
   private ensureTopic(topic: string, numPartitions: number, replicationFactor: number): Promise<void> {
-    return ensureTopic(this.deps.kafka, this.deps.logger, topic, { numPartitions, replicationFactor });
+    return ensureTopic(this.kafka, this.deps.logger, topic, { numPartitions, replicationFactor });
   }
 
   /** A write found `topic` deleted: create it again the way the task created it at start. */
@@ -337,7 +340,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   }
 
   private async withAdmin<T>(fn: (admin: ReturnType<RunnerDependencies['kafka']['admin']>) => Promise<T>) {
-    const admin = this.deps.kafka.admin();
+    const admin = this.kafka.admin();
     await admin.connect();
     try {
       return await fn(admin);

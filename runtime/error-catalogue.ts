@@ -56,8 +56,8 @@ const ENTRIES = {
     outcome: 'fatal',
     message: 'listeners "{listeners}" {details}',
     description:
-      "The worker's `listeners` setting is not a single `http://host:port` URL, so the REST API cannot start.",
-    fix: 'Set `listeners` to one URL such as `http://127.0.0.1:8083` (only plain HTTP is supported).',
+      "The worker's `listeners` setting is not a single `http://host:port` or `https://host:port` URL, so the REST API cannot start.",
+    fix: 'Set `listeners` to one http:// or https:// URL such as `http://127.0.0.1:8083` (https needs the `listeners.https.ssl.*` keys).',
   },
 
   // REST API
@@ -387,6 +387,27 @@ const ENTRIES = {
     message: 'Field {field} cannot be converted to {dtype} for model input {input}: {details}',
     description: "A record field has a type or shape that the model input's dtype cannot take.",
     fix: "Fix the producer or the input mapping so the field matches the model's signature.",
+  },
+  MODEL_INPUT_SCHEMA_MISMATCH: {
+    outcome: 'fail-record',
+    message: 'Records written with schema id {id} cannot feed the model: {details}',
+    description:
+      "The record's writer schema (e.g. a schema registered under another subject) lacks a field an input is mapped to, has a type the input's dtype cannot take (a string for a number, a decimal, a nested record or map, another array depth), is not a record, or already has a field named like an output field. Judged once per schema id; every record written with it is a bad record, so the stream goes on. The `field`, `tensor`, `expected.type` and `actual.type` headers name the first problem.",
+    fix: "Have the producer write the model's fields with the types the message names, or map each input to a field that fits (`input.mapping`, `output.fields`); replay the records from the dead-letter topic.",
+  },
+  MODEL_INPUT_NOT_FINITE: {
+    outcome: 'fail-record',
+    message: 'Field {field} holds {value} for model input {input}, which is not a finite number',
+    description:
+      'A value feeding a floating-point input is NaN or an infinity, and `input.nonfinite.policy` is `dead-letter` (the default).',
+    fix: 'Fix the producer, or set `input.nonfinite.policy=pass` if the model takes NaN and infinities.',
+  },
+  MODEL_INPUT_FILE_REFUSED: {
+    outcome: 'fail-record',
+    message: 'The file {path} named by field {field} was refused ({rule}): {details}',
+    description:
+      'A path in an `input.file.fields` field breaks a rule: it leads outside `input.file.base.dir` (rule `outside-base-dir`), is not a regular file (`not-regular-file`: a directory, FIFO or device), is larger than `input.file.max.bytes` (`too-large`), or took longer than `input.file.read.timeout.ms` to read (`timeout`). Only that record fails.',
+    fix: 'Have the producer name regular files inside the base directory, or raise the size or time limit if such files are expected.',
   },
   MODEL_OUTPUT_INVALID: {
     outcome: 'fatal',

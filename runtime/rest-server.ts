@@ -11,6 +11,14 @@
 // - A body with a media type other than JSON answers 415; an empty JSON body counts as no body.
 // - `GET /health` answers 503 for both `starting` and `unhealthy` (KIP-1017 uses 500 for the
 //   latter) so load balancers and probes see one "not ready" code.
+//
+// Security, as Kafka Connect offers it: an `https://` listener (PEM key and chain, optional mutual
+// TLS), HTTP basic auth over the users of its BasicAuthSecurityRestExtension (every path, `/health`
+// included, as its JAAS filter does; 401 with Kafka Connect's message and a `WWW-Authenticate`
+// challenge), a body limit (413), and CORS only when `access.control.allow.origin` is set.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController } from 'fastify';
 import type {
   FastifyBaseLogger,
@@ -22,19 +30,28 @@ import type {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { parseProperties } from './config/config-providers.js';
+import { errorMessage } from './error-catalogue.js';
 import { ConnectError } from './errors.js';
 import { HerderError } from './herder.js';
 import type { ConnectorOffsets, Herder } from './herder.js';
+import { JaasSyntaxError, parseJaasFile, type TlsMaterial } from './kafka-security.js';
 
 export interface RestServerOptions {
   herder: Herder;
   /** Served at `GET /metrics`. */
   metrics: Registry;
   logger: Logger;
-  /** Kafka Connect's `listeners`: one `http://host:port` URL. Default `http://127.0.0.1:8083`. */
+  /** Kafka Connect's `listeners`: one `http://` or `https://host:port` URL. Default `http://127.0.0.1:8083`. */
   listeners?: string;
   /** Largest accepted request body in bytes (larger answers 413). Default 1 MiB. */
   bodyLimit?: number;
+  /** Required for an `https://` listener: the server's key and chain, and the CAs of client certificates. */
+  tls?: TlsMaterial & { clientAuthentication: 'none' | 'requested' | 'required' };
+  /** HTTP basic auth for every request, against these users and passwords (`loadBasicAuthUsers`). */
+  basicAuth?: { users: ReadonlyMap<string, string> };
+  /** CORS: allowed origins (`*` for any) and methods; absent or no origins: no CORS headers. */
+  cors?: { origins: readonly string[]; methods: readonly string[] };
 }
 
 export interface RestServer {
@@ -48,8 +65,13 @@ export interface RestServer {
 
 export const DEFAULT_LISTENERS = 'http://127.0.0.1:8083';
 
-/** Parses Kafka Connect's `listeners` value; only one plain-HTTP listener is supported. */
+/** Parses Kafka Connect's `listeners` value: one `http://` or `https://` listener. */
 export function parseListeners(listeners: string): { host: string; port: number } {
+  const { host, port } = parseListenerUrl(listeners);
+  return { host, port };
+}
+
+function parseListenerUrl(listeners: string): { https: boolean; host: string; port: number } {
   const entries = listeners
     .split(',')
     .map((entry) => entry.trim())
@@ -63,25 +85,54 @@ export function parseListeners(listeners: string): { host: string; port: number 
   } catch {
     throw invalid('is not a URL; use http://<host>:<port>, e.g. http://127.0.0.1:8083');
   }
-  if (url.protocol !== 'http:') throw invalid(`uses ${url.protocol}; only http:// listeners are supported`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw invalid(`uses ${url.protocol}; use an http:// or https:// listener`);
+  const https = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return { host: host === '' ? '127.0.0.1' : host, port: url.port === '' ? 80 : Number(url.port) };
+  const port = url.port === '' ? (https ? 443 : 80) : Number(url.port);
+  return { https, host: host === '' ? '127.0.0.1' : host, port };
 }
 
 export function createRestServer(options: RestServerOptions): RestServer {
-  const { herder, metrics, logger } = options;
-  const listener = parseListeners(options.listeners ?? DEFAULT_LISTENERS);
+  const { herder, metrics, logger, tls } = options;
+  const listener = parseListenerUrl(options.listeners ?? DEFAULT_LISTENERS);
+  if (listener.https !== (tls !== undefined))
+    throw new ConnectError(
+      'REST_LISTENERS_INVALID',
+      errorMessage('REST_LISTENERS_INVALID', {
+        listeners: options.listeners ?? DEFAULT_LISTENERS,
+        details: listener.https
+          ? 'is https:// but no server key and certificate were given (listeners.https.ssl.keystore.*)'
+          : 'is http:// but a server key and certificate were given: use https://',
+      }),
+      { stage: 'CONFIG' },
+    );
+  const bodyLimit = options.bodyLimit ?? 1024 * 1024;
 
-  const app = Fastify({
+  const common = {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new DebugRequestLog(),
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    bodyLimit,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
       void sendError(reply, status, error.message);
     },
-  });
+  };
+  // The instance type differs only in its `server` (http vs https); routes and hooks are the same.
+  const app = (tls
+    ? Fastify({
+        ...common,
+        https: {
+          key: tls.key,
+          cert: tls.cert,
+          ...(tls.passphrase ? { passphrase: tls.passphrase } : {}),
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          requestCert: tls.clientAuthentication !== 'none',
+          rejectUnauthorized: tls.clientAuthentication === 'required',
+        },
+      })
+    : Fastify(common)) as unknown as FastifyInstance;
 
   // Only JSON bodies: drop Fastify's text/plain parser so other media types answer 415.
   app.removeContentTypeParser('text/plain');
@@ -94,13 +145,18 @@ export function createRestServer(options: RestServerOptions): RestServer {
     }
   });
 
+  // Order: CORS (a preflight carries no credentials), then authentication (unknown paths too, so
+  // they reveal nothing), then unknown routes; all before any body is read.
+  if (options.cors && options.cors.origins.length > 0) app.addHook('onRequest', corsHook(options.cors));
+  if (tls?.clientAuthentication === 'requested') app.addHook('onRequest', untrustedClientCertificateHook);
+  if (options.basicAuth) app.addHook('onRequest', basicAuthHook(options.basicAuth.users));
   app.addHook('onRequest', async (request, reply) => {
     // Answer unknown routes before reading (and maybe rejecting) a body.
     if (request.is404) return sendError(reply, 404, 'HTTP 404 Not Found');
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, 404, 'HTTP 404 Not Found'));
   app.setErrorHandler((error: unknown, request, reply) => {
-    const { status, message } = describeError(error);
+    const { status, message } = describeError(error, bodyLimit);
     const line = `REST request ${request.method} ${request.url}`;
     if (status >= 500) request.log.error({ err: error }, `${line} failed`);
     else request.log.debug({ err: error }, `${line} rejected`);
@@ -327,17 +383,150 @@ function registerRoutes(app: FastifyInstance, herder: Herder, metrics: Registry)
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Security hooks
+
+/** Kafka Connect's JaasBasicAuthFilter answer, for missing, malformed and wrong credentials alike. */
+const UNAUTHORIZED = 'User cannot access the resource.';
+const REALM = 'Basic realm="infer-connect", charset="UTF-8"';
+
+const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Checks `Authorization: Basic ...` as Kafka Connect's filter parses it (scheme case-insensitive,
+ * user up to the first colon, non-empty), comparing passwords in constant time. Nothing about the
+ * credentials is logged.
+ */
+function basicAuthHook(users: ReadonlyMap<string, string>) {
+  const digests = new Map([...users].map(([user, password]) => [user, digest(password)]));
+  const dummy = digest('');
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const header = request.headers.authorization ?? '';
+    const space = header.indexOf(' ');
+    let accepted = false;
+    if (space > 0 && header.slice(0, space).toLowerCase() === 'basic') {
+      const decoded = Buffer.from(header.slice(space + 1).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0) {
+        const expected = digests.get(decoded.slice(0, colon));
+        const same = timingSafeEqual(expected ?? dummy, digest(decoded.slice(colon + 1)));
+        accepted = expected !== undefined && same;
+      }
+    }
+    if (accepted) return;
+    request.log.debug(`REST request ${request.method} ${request.url} failed authentication`);
+    reply.header('www-authenticate', REALM);
+    return sendError(reply, 401, UNAUTHORIZED);
+  };
+}
+
+/** With `ssl.client.authentication=requested`, a client may come without a certificate, not with an untrusted one. */
+async function untrustedClientCertificateHook(request: FastifyRequest, reply: FastifyReply) {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== 'function' || socket.authorized) return;
+  if (Object.keys(socket.getPeerCertificate()).length === 0) return;
+  return sendError(reply, 401, `${UNAUTHORIZED} The client certificate is not trusted.`);
+}
+
+/** Jetty's CrossOriginFilter defaults, as Kafka Connect configures it, plus Authorization for basic auth. */
+const CORS_HEADERS = 'X-Requested-With, Content-Type, Accept, Origin, Authorization';
+
+function corsHook(cors: { origins: readonly string[]; methods: readonly string[] }) {
+  const any = cors.origins.includes('*');
+  const methods = (cors.methods.length > 0 ? cors.methods : ['GET', 'POST', 'HEAD']).map((m) =>
+    m.toUpperCase(),
+  );
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const origin = request.headers.origin;
+    if (origin === undefined || (!any && !cors.origins.includes(origin))) return;
+    const preflight =
+      request.method === 'OPTIONS' ? request.headers['access-control-request-method'] : undefined;
+    if (preflight !== undefined && !methods.includes(String(preflight).toUpperCase())) return;
+    // A listed origin may send credentials; `*` may not (browsers refuse `*` with credentials anyway).
+    reply.header('access-control-allow-origin', any ? '*' : origin);
+    if (!any) reply.header('access-control-allow-credentials', 'true');
+    reply.header('vary', 'Origin');
+    if (preflight === undefined) return;
+    reply.header('access-control-allow-methods', methods.join(', '));
+    reply.header('access-control-allow-headers', CORS_HEADERS);
+    reply.header('access-control-max-age', '1800');
+    return reply.code(204).send();
+  };
+}
+
+/**
+ * The users and passwords of Kafka Connect's BasicAuthSecurityRestExtension: from its JAAS file
+ * (the `KafkaConnect` entry's PropertyFileLoginModule `file=` option), or from the users file
+ * itself (Java properties, `<user>: <password>` or `<user>=<password>` per line). Throws
+ * ConnectError (CONFIG_INVALID) saying what is wrong; messages name files and users, never passwords.
+ */
+export function loadBasicAuthUsers(
+  source: { jaasFile: string } | { usersFile: string },
+): Map<string, string> {
+  const invalid = (key: string, details: string) =>
+    new ConnectError('CONFIG_INVALID', errorMessage('CONFIG_INVALID', { source: `(${key})`, details }), {
+      stage: 'CONFIG',
+    });
+  const read = (key: string, path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw invalid(key, `cannot read ${path}${code ? ` (${code})` : ''}`);
+    }
+  };
+  let usersFile: string;
+  let usersKey = 'rest.basic.auth.users.file';
+  if ('jaasFile' in source) {
+    const key = 'rest.basic.auth.jaas.file';
+    let entries: Map<string, Array<{ loginModule: string; options: Record<string, string> }>>;
+    try {
+      entries = parseJaasFile(read(key, source.jaasFile));
+    } catch (error) {
+      if (!(error instanceof JaasSyntaxError)) throw error;
+      throw invalid(key, `${source.jaasFile} is not a valid JAAS file: ${error.message}`);
+    }
+    const modules = entries.get('KafkaConnect');
+    if (!modules)
+      throw invalid(
+        key,
+        `${source.jaasFile} has no KafkaConnect entry (it has: ${[...entries.keys()].join(', ') || 'none'}); Kafka Connect's basic auth reads that one`,
+      );
+    const module = modules[0];
+    if (modules.length !== 1 || !module!.loginModule.endsWith('.PropertyFileLoginModule'))
+      throw invalid(
+        key,
+        `the KafkaConnect entry of ${source.jaasFile} must hold one org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule (other login modules are not supported)`,
+      );
+    const file = module!.options['file'];
+    if (!file)
+      throw invalid(key, `the PropertyFileLoginModule in ${source.jaasFile} has no file="..." option`);
+    usersFile = file;
+    usersKey = `${key}: ${source.jaasFile}`;
+  } else usersFile = source.usersFile;
+  const users = parseProperties(read(usersKey, usersFile));
+  if (users.size === 0)
+    throw invalid(
+      usersKey,
+      `${usersFile} lists no users; add \`<user>: <password>\` lines (Kafka Connect would let every request in, infer-connect refuses to start)`,
+    );
+  return users;
+}
+
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error_code: status, message });
 }
 
 /** Maps anything thrown while handling a request to an HTTP status and a message for the caller. */
-function describeError(error: unknown): { status: number; message: string } {
+function describeError(error: unknown, bodyLimit: number): { status: number; message: string } {
   if (error instanceof HerderError) return { status: error.httpStatus, message: error.message };
   const fastifyError = error as Partial<FastifyError> | undefined;
   switch (fastifyError?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, message: 'Request body is too large' };
+      return {
+        status: 413,
+        message: `Request body is too large: at most ${bodyLimit} bytes are accepted (rest.request.body.max.bytes)`,
+      };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, message: 'Unsupported Media Type: send the request body as application/json' };
   }

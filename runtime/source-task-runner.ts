@@ -21,7 +21,7 @@ import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { ConnectError, outcomeOf, traceOf } from './errors.js';
 import type { ObservedState } from './herder.js';
-import { ensureTopic, kafkaClientOverrides, sendInRequests } from './kafka-clients.js';
+import { ensureTopic, kafkaClientOverrides, kafkaFor, sendInRequests } from './kafka-clients.js';
 import { classifyProducerError } from './kafka-errors.js';
 import { partitionKey, type FileOffsetStore } from './offset-store.js';
 import { retryTransient, type RetryOptions } from './retry-operator.js';
@@ -45,6 +45,7 @@ export class SourceTaskRunner implements TaskRunner {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
   private readonly retryTimeoutMs: number;
   private readonly maxDelayMs: number;
+  private kafka: RunnerDependencies['kafka'] | undefined;
   private task: SourceTask | undefined;
   private producer: Producer | undefined;
   private dlq: DeadLetterQueue | undefined;
@@ -140,10 +141,12 @@ export class SourceTaskRunner implements TaskRunner {
         now: this.now,
         offsetFor: (partition) => deps.offsets.get(deps.connectorName, partition),
       };
+      // The worker's Kafka with this connector's client overrides (security included) applied.
+      this.kafka = kafkaFor(deps.kafka, deps.config);
       this.task = deps.plugin.createTask(context);
       await this.task.start?.();
       if (signal.aborted) return;
-      this.producer = deps.kafka.producer({
+      this.producer = this.kafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
         allowAutoTopicCreation: false,
         ...kafkaClientOverrides({
@@ -440,7 +443,10 @@ export class SourceTaskRunner implements TaskRunner {
 
   private async ensureTopic(topic: string, replicationFactor: number): Promise<void> {
     if (this.knownTopics.has(topic)) return;
-    await ensureTopic(this.deps.kafka, this.deps.logger, topic, { numPartitions: 1, replicationFactor });
+    await ensureTopic(this.kafka ?? this.deps.kafka, this.deps.logger, topic, {
+      numPartitions: 1,
+      replicationFactor,
+    });
     this.knownTopics.add(topic);
   }
 

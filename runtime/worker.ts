@@ -10,9 +10,10 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ConnectorPlugin } from './api.js';
-import { maskSecrets, type ParsedConfig } from './config/config-spec.js';
-import { connectorSpecFor, parseConnectorConfig, topicsPattern } from './config/connector-config.js';
+import { maskSecrets, type ConfigProblem, type ParsedConfig } from './config/config-spec.js';
+import { checkConnectorConfig, connectorSpecFor, topicsPattern } from './config/connector-config.js';
 import {
+  addProblems,
   describeSpec,
   validationReport,
   type ConfigInfos,
@@ -20,7 +21,8 @@ import {
 } from './config/validation-report.js';
 import { createConverter } from './converters/index.js';
 import type { Converter, ConverterName } from './converters/converter.js';
-import { CachedSchemaRegistry } from './converters/schema-registry.js';
+import { CachedSchemaRegistry, type HttpRegistryOptions } from './converters/schema-registry.js';
+import { connectorOverrideProblems } from './kafka-clients.js';
 import {
   ConnectorLifecycle,
   taskState,
@@ -86,7 +88,8 @@ export interface WorkerOptions {
   metricsRegistry: Registry;
   logger: Logger;
   settings: RunnerSettings;
-  schemaRegistryUrl: string | undefined;
+  /** The registry's URL, or its URL with basic auth and TLS settings. */
+  schemaRegistryUrl: string | HttpRegistryOptions | undefined;
   offsetStoreFile: string;
   /** Builds each task's runner (tests inject fakes); `createTaskRunner` by default. */
   runnerFactory?: RunnerFactory;
@@ -232,7 +235,10 @@ export class Worker implements Herder {
 
   validateConfig(plugin: string, config: Record<string, unknown>): ConfigInfos {
     const found = this.plugin(plugin);
-    return validationReport(found.name, connectorSpecFor(found), config);
+    const report = validationReport(found.name, connectorSpecFor(found), config);
+    const valid = (key: string) =>
+      report.configs.find((c) => c.value.name === key && c.value.errors.length === 0)?.value.value;
+    return addProblems(report, this.schemaRegistryProblems(valid));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -390,32 +396,46 @@ export class Worker implements Herder {
 
   // ---------------------------------------------------------------------------------------------
 
+  /**
+   * Validates a submitted config: every problem at once, one `key: message` line each, as Kafka
+   * Connect's "Connector configuration is invalid" answer (400). `name` (from the REST path or
+   * body) wins over the config's own `name`; the REST layer refuses a mismatch first.
+   */
   private parse(name: string, config: Record<string, unknown>) {
-    const className = config['connector.class'];
-    if (typeof className !== 'string' || className === '') {
-      throw new HerderError(
-        400,
-        'CONFIG_INVALID',
-        `Connector config for ${name} is missing "connector.class"`,
-      );
-    }
-    const plugin = this.options.plugins.find(className);
-    if (!plugin)
-      throw new HerderError(400, 'PLUGIN_NOT_FOUND', this.options.plugins.unknownPluginMessage(className));
-    const withName = { ...config, name };
-    const { config: parsed, problems } = parseConnectorConfig(plugin, withName);
-    if (!parsed) {
+    const { plugin, config: parsed, problems } = checkConnectorConfig(this.options.plugins, config, { name });
+    if (parsed) problems.push(...this.schemaRegistryProblems((key) => parsed.get(key)));
+    // Kafka Connect refuses client overrides the worker's override policy forbids at create time.
+    if (parsed) problems.push(...connectorOverrideProblems(this.options.kafka, parsed));
+    if (!plugin || !parsed || problems.length > 0) {
       throw new HerderError(
         400,
         'CONFIG_INVALID',
         `Connector configuration is invalid and contains the following ${problems.length} error(s):\n` +
-          problems.map((p) => `${p.key}: ${p.message}`).join('\n'),
+          problems.map((p) => `${p.key}: ${p.message}`).join('\n') +
+          '\nYou can also find the above list of errors at the endpoint `/connector-plugins/{connectorType}/config/validate`',
       );
     }
     const submitted: Record<string, string> = {};
-    for (const [k, v] of Object.entries(withName))
+    for (const [k, v] of Object.entries({ ...config, name }))
       if (v !== null && v !== undefined) submitted[k] = String(v);
     return { plugin, parsed, submitted };
+  }
+
+  /**
+   * The avro converter needs the worker's schema registry: refused when the connector is
+   * submitted or validated, rather than failing each task at start. `converter` reads the
+   * (valid) value of `key.converter` / `value.converter`.
+   */
+  private schemaRegistryProblems(converter: (key: string) => unknown): ConfigProblem[] {
+    if (this.schemaRegistry) return [];
+    return ['key.converter', 'value.converter']
+      .filter((key) => converter(key) === 'avro')
+      .map((key) => ({
+        key,
+        message:
+          'is avro, which needs a schema registry, but this worker has no schema.registry.url: set it in the ' +
+          'worker config, or choose json, string or bytes',
+      }));
   }
 
   private plugin(name: string): ConnectorPlugin {

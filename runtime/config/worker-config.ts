@@ -1,8 +1,22 @@
-// The worker's own config (Kafka Connect's WorkerConfig): where Kafka and the schema registry are,
-// where the REST API listens, and the worker-wide task settings. `producer.*`, `consumer.*` and
-// `admin.*` keys are not declared: they pass through to every Kafka client of that kind
-// (`ParsedConfig.withPrefix`), and a connector's `*.override.*` keys win over them.
-import { loadConfigDocument, parseWithVariables, type VariableOptions } from './config-providers.js';
+// The worker's own config (Kafka Connect's WorkerConfig): where Kafka and the schema registry are
+// and how to authenticate to them, where and how securely the REST API listens, and the
+// worker-wide task settings. `producer.*`, `consumer.*` and `admin.*` keys are not declared: they
+// pass through to every Kafka client of that kind (`ParsedConfig.withPrefix`), security keys
+// included (checked here with the worker-level ones), and a connector's `*.override.*` keys win
+// over them.
+import {
+  isSecurityKey,
+  kafkaSecurityConfigKeys,
+  kafkaSecurityProblems,
+  tlsConfigKeys,
+  tlsProblems,
+} from '../kafka-security.js';
+import {
+  loadConfigDocument,
+  parseWithVariables,
+  resolveVariables,
+  type VariableOptions,
+} from './config-providers.js';
 import { defineConfig, type ConfigProblem, type ConfigSpec, type ParsedConfig } from './config-spec.js';
 import { usesAvroConverter } from './connector-config.js';
 
@@ -11,8 +25,8 @@ const REGISTRY = 'Schema Registry';
 const REST = 'REST API';
 const TASKS = 'Tasks';
 
-/** `http://host:port`, `http://[::1]:port`, or `http://:port` (all interfaces, as Kafka Connect). */
-const LISTENER = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]*):(\d{1,5})\/?$/;
+/** `http(s)://host:port`, `http(s)://[::1]:port`, or `http(s)://:port` (all interfaces, as Kafka Connect). */
+const LISTENER = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]*):(\d{1,5})\/?$/;
 
 export function parseListener(listener: string): { host: string; port: number } | undefined {
   const match = LISTENER.exec(listener.trim());
@@ -22,6 +36,11 @@ export function parseListener(listener: string): { host: string; port: number } 
   const host = match[1]!.replace(/^\[|\]$/g, '');
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
+
+export const isHttpsListener = (listener: string): boolean => /^https:/i.test(listener.trim());
+
+/** The client kinds whose worker-level keys (`consumer.security.protocol`...) override the unprefixed ones. */
+export const CLIENT_KINDS = ['consumer', 'producer', 'admin'] as const;
 
 export const workerSpec: ConfigSpec = defineConfig([
   {
@@ -37,7 +56,14 @@ export const workerSpec: ConfigSpec = defineConfig([
       const bad = servers.filter(
         (s) => !/^[^\s:/]+:\d{1,5}$/.test(s) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(s),
       );
-      return bad.length > 0 ? `"${bad.join(', ')}" must have the form host:port` : undefined;
+      const outOfRange = servers.filter(
+        (s) => !bad.includes(s) && !(Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535),
+      );
+      const problems = [
+        ...(bad.length > 0 ? [`"${bad.join(', ')}" must have the form host:port`] : []),
+        ...(outOfRange.length > 0 ? [`"${outOfRange.join(', ')}" must have a port from 0 to 65535`] : []),
+      ];
+      return problems.length > 0 ? problems.join('; ') : undefined;
     },
   },
   {
@@ -60,6 +86,17 @@ export const workerSpec: ConfigSpec = defineConfig([
     documentation:
       'Prefix of the `client.id` of every Kafka client the worker creates (followed by the connector and task), ' +
       'so broker logs, metrics and quotas can tell them apart.',
+  },
+  ...kafkaSecurityConfigKeys(KAFKA),
+  {
+    name: 'connector.client.config.override.policy',
+    type: 'string',
+    default: 'All',
+    validValues: ['None', 'Principal', 'All'],
+    importance: 'medium',
+    group: KAFKA,
+    documentation:
+      "Which `consumer.override.*`, `producer.override.*` and `admin.override.*` keys connectors may set (Kafka Connect's key and default): `All`; `Principal` (only `security.protocol`, `sasl.mechanism` and `sasl.jaas.config`, so each connector can use its own credentials); `None`.",
   },
   {
     name: 'schema.registry.url',
@@ -84,15 +121,39 @@ export const workerSpec: ConfigSpec = defineConfig([
     },
   },
   {
+    name: 'basic.auth.credentials.source',
+    type: 'string',
+    default: null,
+    validValues: ['USER_INFO', 'URL'],
+    importance: 'medium',
+    group: REGISTRY,
+    documentation:
+      "Where the registry's basic-auth credentials come from (Confluent clients' key): `USER_INFO` reads " +
+      '`schema.registry.basic.auth.user.info`; `URL` reads the `user:password@` part of `schema.registry.url`. ' +
+      'Unset: `USER_INFO` when the user info is set, else `URL`.',
+  },
+  {
     name: 'schema.registry.basic.auth.user.info',
     type: 'password',
     default: null,
     importance: 'medium',
     group: REGISTRY,
     documentation:
-      'Basic-auth credentials for the schema registry, as `<user>:<password>`. Unset: no authentication.',
+      'Basic-auth credentials for the schema registry, as `<user>:<password>` (for Confluent Cloud, the registry ' +
+      'API key and secret). Unset: no authentication.',
     validate: (value) => (String(value).includes(':') ? undefined : 'must have the form <user>:<password>'),
   },
+  {
+    name: 'basic.auth.user.info',
+    type: 'password',
+    default: null,
+    importance: 'low',
+    group: REGISTRY,
+    documentation:
+      "The same as `schema.registry.basic.auth.user.info`, under the name Confluent's client snippets use; set one of the two.",
+    validate: (value) => (String(value).includes(':') ? undefined : 'must have the form <user>:<password>'),
+  },
+  ...tlsConfigKeys('schema.registry.', REGISTRY, 'client', 'the schema registry'),
   {
     name: 'listeners',
     type: 'string',
@@ -100,13 +161,68 @@ export const workerSpec: ConfigSpec = defineConfig([
     importance: 'high',
     group: REST,
     documentation:
-      'Where the REST API listens: one `http://host:port` URL (Kafka Connect accepts a list; infer-connect serves ' +
-      'one plain-HTTP listener). The default accepts local connections only; `http://0.0.0.0:8083` accepts all. ' +
+      'Where the REST API listens: one `http://host:port` or `https://host:port` URL (Kafka Connect accepts a list; ' +
+      'infer-connect serves one listener). The default accepts local connections only; `http://0.0.0.0:8083` ' +
+      'accepts all: turn on `rest.basic.auth.*` (and HTTPS) before listening beyond loopback. An `https://` listener ' +
+      'needs `listeners.https.ssl.keystore.*` (unlike Kafka Connect, the unprefixed `ssl.*` keys are for Kafka only). ' +
       'Port 0 picks a free port.',
     validate: (value) =>
       parseListener(String(value))
         ? undefined
-        : `"${String(value)}" must have the form http://host:port, e.g. http://127.0.0.1:8083`,
+        : `"${String(value)}" must have the form http://host:port or https://host:port, e.g. http://127.0.0.1:8083`,
+  },
+  ...tlsConfigKeys('listeners.https.', REST, 'server', 'REST clients'),
+  {
+    name: 'rest.basic.auth.jaas.file',
+    type: 'string',
+    default: null,
+    importance: 'high',
+    group: REST,
+    documentation:
+      "HTTP basic auth with the credentials of Kafka Connect's BasicAuthSecurityRestExtension: the JAAS file its " +
+      'worker reads (`-Djava.security.auth.login.config`), whose `KafkaConnect { ...PropertyFileLoginModule required ' +
+      'file="/path/users.properties"; };` entry names the users file. Every request then needs a user of that file ' +
+      '(`/health` and `/metrics` too, as in Kafka Connect); others get 401. Read when the worker starts.',
+  },
+  {
+    name: 'rest.basic.auth.users.file',
+    type: 'string',
+    default: null,
+    importance: 'high',
+    group: REST,
+    documentation:
+      'HTTP basic auth from the users file directly: a Java properties file of `<user>: <password>` lines (the file ' +
+      "Kafka Connect's PropertyFileLoginModule reads). Set this or `rest.basic.auth.jaas.file`, not both. Read when " +
+      'the worker starts; an empty file is refused (Kafka Connect would let everyone in).',
+  },
+  {
+    name: 'rest.request.body.max.bytes',
+    type: 'int',
+    default: 1048576,
+    min: 1024,
+    importance: 'low',
+    group: REST,
+    documentation: 'Largest REST request body accepted; a larger one answers 413 without being read.',
+  },
+  {
+    name: 'access.control.allow.origin',
+    type: 'string',
+    default: '',
+    importance: 'low',
+    group: REST,
+    documentation:
+      'CORS, as in Kafka Connect: the origins browsers may call the REST API from (comma-separated, or `*`). Empty: ' +
+      'no CORS headers, so browsers on other origins cannot read answers.',
+  },
+  {
+    name: 'access.control.allow.methods',
+    type: 'string',
+    default: '',
+    importance: 'low',
+    group: REST,
+    documentation:
+      "CORS: the methods allowed from those origins (comma-separated). Empty: `GET,POST,HEAD` (Jetty's default, as " +
+      'in Kafka Connect).',
   },
   {
     name: 'offset.storage.file.filename',
@@ -180,8 +296,113 @@ export function parseWorkerConfig(
   raw: Readonly<Record<string, unknown>>,
   options: VariableOptions = {},
 ): { config: ParsedConfig | undefined; problems: ConfigProblem[] } {
-  const { config, problems } = parseWithVariables(workerSpec, raw, options);
-  return { config, problems };
+  const { config, problems, given } = parseWithVariables(workerSpec, raw, options);
+  const values =
+    options.resolveVariables === false ? given : resolveVariables(given, options.providers).values;
+  // Keys with a problem already (an unresolved reference, a bad type) are not reported twice.
+  const reported = new Set(problems.map((p) => p.key));
+  const seen = new Set<string>();
+  for (const problem of securityProblems(values)) {
+    const id = `${problem.key}\u0000${problem.message}`;
+    if (reported.has(problem.key) || seen.has(id)) continue;
+    seen.add(id);
+    problems.push(problem);
+  }
+  return { config: problems.length === 0 ? config : undefined, problems };
+}
+
+const withPrefix = (values: Readonly<Record<string, string>>, prefix: string): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(values)
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value]),
+  );
+
+const securityOf = (values: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(values).filter(([key]) => isSecurityKey(key)));
+
+/**
+ * Kafka client security for one kind of client: the worker's keys with that kind's prefixed ones on
+ * top, and how to name each key in messages (as the user wrote it).
+ */
+export function clientSecurity(
+  values: Readonly<Record<string, string>>,
+  kind: (typeof CLIENT_KINDS)[number],
+): { props: Record<string, string>; name: (key: string) => string } {
+  const prefixed = securityOf(withPrefix(values, `${kind}.`));
+  return {
+    props: { ...securityOf(values), ...prefixed },
+    name: (key) => (key in prefixed ? `${kind}.${key}` : key),
+  };
+}
+
+/** The checks that span several keys: Kafka security per client kind, the registry, the REST listener. */
+function securityProblems(values: Readonly<Record<string, string>>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const kind of CLIENT_KINDS) {
+    const { props, name } = clientSecurity(values, kind);
+    problems.push(...kafkaSecurityProblems(props, name));
+  }
+
+  const registryTls = Object.fromEntries(
+    Object.entries(withPrefix(values, 'schema.registry.')).filter(([key]) => key.startsWith('ssl.')),
+  );
+  problems.push(...tlsProblems(registryTls, (key) => `schema.registry.${key}`, 'client'));
+  const registryUrl = values['schema.registry.url'] ?? '';
+  const firstTlsKey = Object.keys(registryTls)[0];
+  if (firstTlsKey && /^http:/i.test(registryUrl))
+    problems.push({
+      key: `schema.registry.${firstTlsKey}`,
+      message: 'is set but schema.registry.url is http://: use an https:// URL',
+    });
+  const source = values['basic.auth.credentials.source']?.trim();
+  const prefixedInfo = values['schema.registry.basic.auth.user.info'];
+  const userInfo = prefixedInfo ?? values['basic.auth.user.info'];
+  if (prefixedInfo !== undefined && values['basic.auth.user.info'] !== undefined)
+    problems.push({
+      key: 'basic.auth.user.info',
+      message: 'and schema.registry.basic.auth.user.info are both set: keep one',
+    });
+  if (source === 'USER_INFO' && userInfo === undefined)
+    problems.push({
+      key: 'basic.auth.credentials.source',
+      message:
+        'is USER_INFO but schema.registry.basic.auth.user.info is not set: set it to <user>:<password>',
+    });
+  if (source === 'URL' && userInfo !== undefined)
+    problems.push({
+      key: 'basic.auth.credentials.source',
+      message:
+        'is URL, so the user info set is not used: set basic.auth.credentials.source=USER_INFO (or put the credentials in the URL and remove the user info)',
+    });
+
+  const listener = values['listeners'] ?? '';
+  const restTls = withPrefix(values, 'listeners.https.');
+  if (isHttpsListener(listener)) {
+    problems.push(...tlsProblems(restTls, (key) => `listeners.https.${key}`, 'server'));
+    if (!['ssl.keystore.location', 'ssl.keystore.key'].some((key) => restTls[key]?.trim()))
+      problems.push({
+        key: 'listeners',
+        message:
+          'is https:// but has no server certificate: set listeners.https.ssl.keystore.location (a PEM file with the key and certificate chain) or listeners.https.ssl.keystore.key and .certificate.chain; without them it must have the form http://host:port',
+      });
+  } else if (Object.keys(restTls).length > 0)
+    problems.push({
+      key: `listeners.https.${Object.keys(restTls)[0]}`,
+      message:
+        'is set but listeners is not an https:// URL: use https://host:port, or remove the listeners.https.* keys',
+    });
+  if (values['rest.basic.auth.jaas.file']?.trim() && values['rest.basic.auth.users.file']?.trim())
+    problems.push({
+      key: 'rest.basic.auth.users.file',
+      message: 'and rest.basic.auth.jaas.file are both set: keep one',
+    });
+  if (values['access.control.allow.methods']?.trim() && !values['access.control.allow.origin']?.trim())
+    problems.push({
+      key: 'access.control.allow.methods',
+      message: 'has no effect without access.control.allow.origin: set the origins too, or remove it',
+    });
+  return problems;
 }
 
 /** The key of problems with a config file as a whole (unreadable, bad JSON, not an object). */

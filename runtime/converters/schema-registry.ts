@@ -11,10 +11,12 @@
 // subject's compatibility level on first registration and refuses to register when that level
 // differs from its own default, and retries by itself (the runtime is the one layer that retries).
 // Its wire format is the same; the integration tests check both read each other's records.
+import { Agent, request as httpsRequest } from 'node:https';
 import avro from 'avsc';
 import type { Type as AvroType } from 'avsc';
 import type { SchemaRef } from '../api.js';
 import { FatalError, RetriableError } from '../errors.js';
+import { tlsClientOptions, type TlsMaterial } from '../kafka-security.js';
 
 /**
  * How every Avro schema in the runtime is parsed (records read, schemas registered):
@@ -249,8 +251,13 @@ function freezeRef(id: number, type: AvroType): SchemaRef {
 export interface HttpRegistryOptions {
   /** Base URL, with any path prefix (Apicurio: `http://host:8080/apis/ccompat/v7`). */
   url: string;
-  /** Basic auth, as `{ username, password }` or Kafka's `<user>:<password>`. */
+  /**
+   * Basic auth, as `{ username, password }` or Confluent's `<user>:<password>`
+   * (`schema.registry.basic.auth.user.info`). Absent: the URL's `user:password@`, if any.
+   */
   auth?: { username: string; password: string } | string;
+  /** For an https URL: the CAs to trust instead of the system's, a client certificate, host name checking. */
+  tls?: TlsMaterial;
   /** Per request; a request that takes longer is a RetriableError. */
   requestTimeoutMs?: number;
   fetch?: typeof globalThis.fetch;
@@ -295,7 +302,7 @@ export class HttpRegistryTransport implements RegistryTransport {
         ? undefined
         : `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.fetchImpl = options.fetch ?? globalThis.fetch;
+    this.fetchImpl = options.fetch ?? (options.tls ? tlsFetch(options.tls) : globalThis.fetch);
   }
 
   async schemaById(id: number): Promise<RegistrySchema | undefined> {
@@ -342,6 +349,18 @@ export class HttpRegistryTransport implements RegistryTransport {
       });
       text = await response.text();
     } catch (error) {
+      const tls = tlsFailureOf(error);
+      if (tls)
+        throw new FatalError(
+          'SCHEMA_REGISTRY_MISCONFIGURED',
+          `Schema registry ${this.url} cannot serve ${what}: ${call} failed in the TLS handshake (${tls.message} [${tls.code}]); ` +
+            (tls.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+              ? 'use a host name the certificate holds in schema.registry.url, or set schema.registry.ssl.endpoint.identification.algorithm= (empty)'
+              : tls.code.startsWith('ERR_SSL_')
+                ? 'check that the URL is https:// on a TLS port and, with mutual TLS, schema.registry.ssl.keystore.*'
+                : 'set schema.registry.ssl.truststore.location to the CA certificate (PEM) that signed the registry certificate'),
+          { cause: error, context: { url: this.url } },
+        );
       const reason =
         (error as Error).name === 'TimeoutError'
           ? `no answer within ${this.timeoutMs} ms`
@@ -397,6 +416,10 @@ export class HttpRegistryTransport implements RegistryTransport {
 }
 
 function parseRegistryError(text: string): { errorCode: number | undefined; message: string } {
+  // A proxy in front of the registry (nginx with basic auth) answers HTML: keep its title only.
+  const title = /<title>([^<]{0,200})<\/title>/i.exec(text)?.[1];
+  if (title !== undefined || /^\s*</.test(text))
+    return { errorCode: undefined, message: title?.trim() ?? '' };
   try {
     // Confluent: {error_code, message}; Apicurio outside its Confluent API: {title, detail}.
     const parsed = JSON.parse(text) as { error_code?: unknown; message?: unknown; title?: unknown };
@@ -405,6 +428,66 @@ function parseRegistryError(text: string): { errorCode: number | undefined; mess
   } catch {
     return { errorCode: undefined, message: text.slice(0, 200) };
   }
+}
+
+/** OpenSSL/Node codes of a TLS handshake that retrying cannot fix. */
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function tlsFailureOf(error: unknown): { code: string; message: string } | undefined {
+  let current = error as { code?: unknown; message?: string; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 4; depth++) {
+    const code = typeof current.code === 'string' ? current.code : undefined;
+    if (code && (TLS_CODES.has(code) || code.startsWith('ERR_SSL_')))
+      return { code, message: current.message ?? code };
+    current = current.cause as typeof current;
+  }
+  return undefined;
+}
+
+/**
+ * A `fetch` over node:https with `tls`'s trust and client certificate (the global fetch cannot
+ * take a CA per request). It does what the transport needs: method, headers, a string body, an
+ * abort signal; failures reject like fetch's (`TypeError` with the socket error as `cause`).
+ */
+export function tlsFetch(tls: TlsMaterial): typeof globalThis.fetch {
+  const agent = new Agent({ ...tlsClientOptions(tls), keepAlive: true });
+  return (input, init = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const signal = init.signal ?? undefined;
+      const fail = (cause: unknown) =>
+        reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause }));
+      const request = httpsRequest(
+        String(input instanceof Request ? input.url : input),
+        { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, agent, signal },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', fail);
+          response.on('end', () => {
+            const status = response.statusCode ?? 500;
+            const headers = new Headers();
+            for (const [name, value] of Object.entries(response.headers))
+              if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+            const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+            resolve(new Response(body, { status, statusText: response.statusMessage ?? '', headers }));
+          });
+        },
+      );
+      request.on('error', fail);
+      request.end(typeof init.body === 'string' ? init.body : undefined);
+    });
 }
 
 function describeNetworkError(error: unknown): string {

@@ -89,12 +89,21 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     expect([...kustomization.resources].sort()).to.deep.equal([...new Set(all.map((m) => m.file))].sort());
   });
 
-  it('probe GET /health on the REST port, with resource requests and limits', () => {
+  it("probe GET /health on the REST port with the probe user's credentials, with resource requests and limits", () => {
     const port = container.ports!.find((p) => p.name === 'http');
     expect(port?.containerPort).to.equal(8083);
+    // Basic auth covers every path, /health included (as Kafka Connect's filter does), so the
+    // probes are a one-line fetch with credentials from the infer-connect-rest Secret.
+    const env = new Map((container.env ?? []).map((e) => [e.name, e]));
+    const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).to.match(/INFER_CONNECT_HEALTH_URL=https?:\/\/[^/\s]+:8083\/health/); // set by the image
+    expect(env.get('INFER_CONNECT_HEALTH_CREDENTIALS')?.valueFrom?.secretKeyRef?.name).to.equal(
+      'infer-connect-rest',
+    );
     for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe]) {
-      expect(probe?.httpGet?.path).to.equal('/health');
-      expect(probe?.httpGet?.port).to.equal('http');
+      const script = probe?.exec?.command?.join(' ') ?? '';
+      expect(script).to.contain('INFER_CONNECT_HEALTH_URL').and.contain('INFER_CONNECT_HEALTH_CREDENTIALS');
+      expect(script).to.contain("authorization:'Basic '");
     }
     for (const kind of ['requests', 'limits'] as const) {
       expect(container.resources?.[kind]?.cpu, `${kind}.cpu`).to.be.a('string');
