@@ -9,6 +9,7 @@ import type { ConfigSpec, ParsedConfig } from './config/config-spec.js';
 
 export type { ConfigSpec, ConfigKey, ParsedConfig, ConfigType, Importance } from './config/config-spec.js';
 export { defineConfig } from './config/config-spec.js';
+export { topicNameProblem } from './config/connector-config.js';
 export { ConnectError, RetriableError, RecordError, FatalError } from './errors.js';
 export type { Stage } from './errors.js';
 export type { Logger } from 'pino';

@@ -12,12 +12,12 @@ import { Command } from 'commander';
 import { builtinPlugins } from '../connectors/index.js';
 import { interruptibleSleep } from './backoff.js';
 import {
+  checkConnectorConfig,
   connectorSpecFor,
-  parseConnectorConfig,
   readConnectorConfigFile,
 } from './config/connector-config.js';
 import { formatProblems } from './config/validation-report.js';
-import { readWorkerConfigFile } from './config/worker-config.js';
+import { readWorkerConfigFile, schemaRegistryProblem } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
 import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { PluginRegistry } from './plugin-registry.js';
@@ -40,14 +40,11 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
       problems.push(`${file}: ${read.error}`);
       continue;
     }
-    const className = String(read.config['connector.class'] ?? '');
-    const plugin = plugins.find(className);
-    if (!plugin) {
-      problems.push(`${file}:\n  connector.class: ${plugins.unknownPluginMessage(className)}`);
-      continue;
-    }
-    const parsed = parseConnectorConfig(plugin, { ...read.config, name: read.name });
-    if (!parsed.config) problems.push(`${file}:\n${formatProblems(parsed.problems)}`);
+    const parsed = checkConnectorConfig(plugins, read.config, { name: read.name });
+    const registry =
+      workerConfig && parsed.config ? schemaRegistryProblem(workerConfig, parsed.config) : undefined;
+    if (registry) parsed.problems.push(registry);
+    if (parsed.problems.length > 0) problems.push(`${file}:\n${formatProblems(parsed.problems)}`);
     else connectors.push({ name: read.name, config: read.config });
   }
   if (problems.length > 0 || !workerConfig) {
@@ -91,14 +88,8 @@ function validate(file: string): number {
     process.stderr.write(`${file}: ${read.error}\n`);
     return 1;
   }
-  const className = String(read.config['connector.class'] ?? '');
-  const plugin = plugins.find(className);
-  if (!plugin) {
-    process.stderr.write(`${file}:\n  connector.class: ${plugins.unknownPluginMessage(className)}\n`);
-    return 1;
-  }
-  const { config, problems } = parseConnectorConfig(plugin, { ...read.config, name: read.name });
-  if (!config) {
+  const { plugin, config, problems } = checkConnectorConfig(plugins, read.config, { name: read.name });
+  if (!plugin || !config) {
     process.stderr.write(`${file}: ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 1;
   }

@@ -18,6 +18,8 @@
 // challenge), a body limit (413), and CORS only when `access.control.allow.origin` is set.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController } from 'fastify';
 import type {
@@ -30,7 +32,7 @@ import type {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { parseProperties } from './config/config-providers.js';
+import { duplicateJsonKey, duplicateKeyMessage, parseProperties } from './config/config-providers.js';
 import { errorMessage } from './error-catalogue.js';
 import { ConnectError } from './errors.js';
 import { HerderError } from './herder.js';
@@ -114,6 +116,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
     logController: new DebugRequestLog(),
     bodyLimit,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    clientErrorHandler: kafkaConnectClientError,
     frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
       void sendError(reply, status, error.message);
@@ -358,7 +361,7 @@ function registerRoutes(app: FastifyInstance, herder: Herder, metrics: Registry)
     const plugin = params(request)['plugin']!;
     const config = requireObject(request.body, 'an object of config keys');
     const included = config['connector.class'];
-    if (included !== undefined && (typeof included !== 'string' || !samePlugin(included, plugin))) {
+    if (typeof included === 'string' && !samePlugin(included, plugin)) {
       throw badRequest(`Included connector type ${String(included)} does not match request type ${plugin}`);
     }
     // 200 even when error_count > 0: the report is the answer, as in Kafka Connect.
@@ -513,6 +516,25 @@ export function loadBasicAuthUsers(
   return users;
 }
 
+/**
+ * Requests Node's HTTP parser refuses before any route runs (a control character in the request
+ * line, headers over the size limit, a request timeout) get Kafka Connect's error body too.
+ */
+function kafkaConnectClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request header fields too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request timeout']
+        : [400, `Bad request: ${error.message}`];
+  const body = JSON.stringify({ error_code: status, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error_code: status, message });
 }
@@ -548,8 +570,9 @@ function badRequest(message: string): HerderError {
  */
 function parseJsonBody(text: string): unknown {
   if (text.trim() === '') return undefined;
+  let parsed: unknown;
   try {
-    return JSON.parse(text, (key, value: unknown) => {
+    parsed = JSON.parse(text, (key, value: unknown) => {
       if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
       if (key === 'constructor' && isObject(value) && Object.hasOwn(value, 'prototype')) {
         throw new SyntaxError('the key "constructor.prototype" is not allowed');
@@ -559,6 +582,9 @@ function parseJsonBody(text: string): unknown {
   } catch (error) {
     throw badRequest(`Request body is not valid JSON: ${(error as Error).message}`);
   }
+  const duplicate = duplicateJsonKey(text);
+  if (duplicate) throw badRequest(`Request body is not valid: ${duplicateKeyMessage(duplicate)}`);
+  return parsed;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -9,6 +9,7 @@ import avro from 'avsc';
 import {
   defineConfig,
   FatalError,
+  topicNameProblem,
   RecordError,
   type ParsedConfig,
   type SourcePlugin,
@@ -28,6 +29,7 @@ export const fileSourceConfig = defineConfig([
     type: 'string',
     importance: 'high',
     documentation: 'Topic to write the records to.',
+    validate: (value) => topicNameProblem(String(value)),
   },
   {
     name: 'format',

@@ -3,7 +3,7 @@
 // of a Java-properties file. Configs are stored and shown with the references unresolved; resolved
 // values live only in the parsed config. Problems name the config key and the reference, never a
 // resolved value.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { errorMessage } from '../error-catalogue.js';
 import {
   parseConfig,
@@ -44,13 +44,47 @@ export function envConfigProvider(
   };
 }
 
+/** Largest file a `${file:...}` reference may read: properties files of secrets are small. */
+export const MAX_PROVIDER_FILE_BYTES = 1024 * 1024;
+
+/** Why a file a reference names is not read (not a regular file, too large). */
+class ProviderFileRefused extends Error {}
+
+/**
+ * Reads a regular file of at most `maxBytes`, synchronously. The file is opened non-blocking and
+ * checked before any byte is read, because a reference arrives over REST
+ * (`PUT .../config/validate`) and is resolved on the worker's event loop: a FIFO would block it
+ * for good, `/dev/zero` would fill its memory.
+ */
+export function readRegularFile(path: string, maxBytes = MAX_PROVIDER_FILE_BYTES): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ProviderFileRefused(`${path} is not a regular file`);
+    if (stat.size > maxBytes)
+      throw new ProviderFileRefused(
+        `${path} has ${stat.size} bytes, more than the ${maxBytes} bytes a reference may read`,
+      );
+    const buffer = Buffer.alloc(stat.size);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const read = readSync(fd, buffer, filled, buffer.length - filled, filled);
+      if (read === 0) break;
+      filled += read;
+    }
+    return buffer.subarray(0, filled).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * `${file:/path/to/file.properties:key}`: Kafka Connect's FileConfigProvider. The file is read at
  * every resolution (so a restarted connector sees a rotated secret); relative paths are relative
- * to the worker's working directory.
+ * to the worker's working directory. Only regular files up to MAX_PROVIDER_FILE_BYTES are read.
  */
 export function fileConfigProvider(
-  read: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+  read: (path: string) => string = (path) => readRegularFile(path),
 ): ConfigProvider {
   return {
     name: 'file',
@@ -61,6 +95,8 @@ export function fileConfigProvider(
       try {
         text = read(path);
       } catch (error) {
+        if (error instanceof ProviderFileRefused)
+          return { problem: `${error.message}; name a properties file` };
         const code = (error as NodeJS.ErrnoException).code;
         return { problem: `cannot read file ${path}${code ? ` (${code})` : ''}` };
       }
@@ -160,7 +196,7 @@ export function parseWithVariables(
   raw: Readonly<Record<string, unknown>>,
   options: VariableOptions = {},
 ): ParseResult {
-  const { values: given, problems } = stringifyValues(raw);
+  const { values: given, problems } = stringifyValues(raw, spec);
   const resolved =
     options.resolveVariables === false
       ? { values: given, problems: [], references: {} }
@@ -224,25 +260,105 @@ function unescapeProperties(text: string): string {
   });
 }
 
+/** Largest config file read: far above any real config, far below what would exhaust the process. */
+export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads a config file of at most `maxBytes`. Pipes and devices are read too (`validate <(...)`,
+ * `/dev/stdin`), in chunks, so an endless one (`/dev/zero`) stops at the cap instead of filling
+ * memory.
+ */
+function readConfigText(path: string, maxBytes: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1024 * 1024, maxBytes + 1 - total));
+      const read = readSync(fd, chunk, 0, chunk.length, null);
+      if (read === 0) break;
+      chunks.push(chunk.subarray(0, read));
+      total += read;
+      if (total > maxBytes) throw new ProviderFileRefused(`it is larger than ${maxBytes} bytes`);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads a config document: Java-properties text when the name ends in `.properties` (a flat
  * object of strings), JSON otherwise. `error` says what is wrong without repeating the path:
- * an unreadable file, or bad JSON with its line and column.
+ * an unreadable or oversized file, bad JSON with its line and column, or a key given twice in
+ * one object (JSON.parse would silently keep the last value).
  */
 export function loadConfigDocument(path: string): { document: unknown } | { error: string } {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfigText(path, MAX_CONFIG_FILE_BYTES);
   } catch (cause) {
+    if (cause instanceof ProviderFileRefused) return { error: `cannot read the file: ${cause.message}` };
     const code = (cause as NodeJS.ErrnoException).code;
     return { error: `cannot read the file${code ? ` (${code})` : ''}` };
   }
   if (path.endsWith('.properties')) return { document: Object.fromEntries(parseProperties(text)) };
+  let document: unknown;
   try {
-    return { document: JSON.parse(text) as unknown };
+    document = JSON.parse(text) as unknown;
   } catch {
     return { error: `not valid JSON: ${jsonSyntaxError(text)}` };
   }
+  const duplicate = duplicateJsonKey(text);
+  if (duplicate) return { error: duplicateKeyMessage(duplicate) };
+  return { document };
+}
+
+export interface DuplicateKey {
+  key: string;
+  line: number;
+  column: number;
+}
+
+export const duplicateKeyMessage = ({ key, line, column }: DuplicateKey): string =>
+  `duplicate key "${key}" at line ${line} column ${column}: a key may appear once per object; keep the value you mean`;
+
+/**
+ * The first key that appears twice in one object of `text`, which must be valid JSON (check it
+ * with JSON.parse first). Iterative, so any nesting depth JSON.parse accepts is fine.
+ */
+export function duplicateJsonKey(text: string): DuplicateKey | undefined {
+  /** One entry per open container: the keys seen so far for an object, null for an array. */
+  const open: Array<Set<string> | null> = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{') {
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === '[') {
+      open.push(null);
+      expectKey = false;
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      expectKey = false;
+    } else if (c === ',') expectKey = open.at(-1) instanceof Set;
+    else if (c === '"') {
+      const start = i++;
+      while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+      if (!expectKey) continue;
+      expectKey = false;
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      const keys = open.at(-1)!;
+      if (!keys.has(key)) {
+        keys.add(key);
+        continue;
+      }
+      const before = text.slice(0, start);
+      return { key, line: before.split('\n').length, column: start - before.lastIndexOf('\n') };
+    }
+  }
+  return undefined;
 }
 
 /**

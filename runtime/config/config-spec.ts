@@ -149,22 +149,37 @@ export function maskSecrets(
   return out;
 }
 
-/** Kafka Connect sends every value as a string; JSON configs may also use numbers and booleans. */
-export function stringifyValues(raw: Readonly<Record<string, unknown>>): {
+/**
+ * Kafka Connect sends every value as a string; JSON configs may also use numbers and booleans, and
+ * arrays of strings for `list` keys (joined with commas). With `spec`, an array given for a key the
+ * spec declares with another type is a problem (`["FileSink"]` is not a connector class); without
+ * it, and for undeclared pass-through keys, arrays of strings are joined.
+ */
+export function stringifyValues(
+  raw: Readonly<Record<string, unknown>>,
+  spec?: ConfigSpec,
+): {
   values: Record<string, string>;
   problems: ConfigProblem[];
 } {
+  const types = new Map((spec?.keys ?? []).map((k) => [k.name, k.type]));
   const values: Record<string, string> = {};
   const problems: ConfigProblem[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (value === null || value === undefined) continue;
+    const type = types.get(key);
     if (typeof value === 'string') values[key] = value;
     else if (typeof value === 'number' || typeof value === 'boolean') values[key] = String(value);
+    else if (Array.isArray(value) && type !== undefined && type !== 'list')
+      problems.push({
+        key,
+        message: `takes one value, got an array; write it as a string (only list keys such as topics take arrays)`,
+      });
     else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) values[key] = value.join(',');
     else
       problems.push({
         key,
-        message: `must be a string, number or boolean, got ${Array.isArray(value) ? 'an array' : typeof value}; write it as a string`,
+        message: `must be a string, number or boolean, got ${Array.isArray(value) ? 'an array' : 'an object'}; write it as a string`,
       });
   }
   return { values, problems };
@@ -244,7 +259,7 @@ export function parseConfig(
   options: ParseOptions = {},
 ): { config: ParsedConfig | undefined; problems: ConfigProblem[]; values: ReadonlyMap<string, ConfigValue> } {
   const references = options.references ?? {};
-  const { values: given, problems } = stringifyValues(raw);
+  const { values: given, problems } = stringifyValues(raw, spec);
   const values = new Map<string, ConfigValue>();
   const failed = new Set<string>(problems.map((p) => p.key));
   const secretKeys = new Set(spec.keys.filter(isSecret).map((k) => k.name));

@@ -458,6 +458,49 @@ export function parseConnectorConfig(
   return named.problem ? { config: undefined, problems: [named.problem, ...problems] } : { config, problems };
 }
 
+/** How connector configs find their plugin (a PluginRegistry). */
+export interface PluginLookup {
+  find(nameOrAlias: string): ConnectorPlugin | undefined;
+  /** Why `name` names no plugin (`""` when connector.class is missing), listing what is available. */
+  unknownPluginMessage(name: string): string;
+}
+
+/**
+ * Validates a connector config whose plugin its own `connector.class` names: against that plugin's
+ * spec, or, when connector.class is missing or names no plugin, against the keys every connector
+ * has (name, tasks.max, converters, errors.*), so one answer still lists every problem it can,
+ * connector.class first. `config` is set only when there are no problems.
+ */
+export function checkConnectorConfig(
+  plugins: PluginLookup,
+  raw: Readonly<Record<string, unknown>>,
+  options: ConnectorParseOptions = {},
+): { plugin: ConnectorPlugin | undefined; config: ParsedConfig | undefined; problems: ConfigProblem[] } {
+  const given = raw['connector.class'];
+  const className =
+    typeof given === 'string'
+      ? given
+      : typeof given === 'number' || typeof given === 'boolean'
+        ? String(given)
+        : undefined;
+  const plugin = className === undefined ? undefined : plugins.find(className);
+  if (plugin) return { plugin, ...parseConnectorConfig(plugin, raw, options) };
+
+  const named = withName(raw, options.name);
+  const common = parseWithVariables(commonConnectorSpec('source'), named.config, options).problems;
+  // A value of the wrong JSON type (object, array) keeps its own problem; anything else names the plugins.
+  const classProblem =
+    given !== undefined && given !== null && className === undefined
+      ? common.filter((p) => p.key === 'connector.class')
+      : [{ key: 'connector.class', message: plugins.unknownPluginMessage(className ?? '') }];
+  const others = common.filter((p) => p.key !== 'connector.class');
+  return {
+    plugin: undefined,
+    config: undefined,
+    problems: [...classProblem, ...(named.problem ? [named.problem] : []), ...others],
+  };
+}
+
 function withName(
   config: Readonly<Record<string, unknown>>,
   name: string | undefined,

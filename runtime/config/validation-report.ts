@@ -126,6 +126,29 @@ export function validationReport(
   return { name: pluginName, error_count: problems.length, groups, configs };
 }
 
+/**
+ * Adds problems found outside the spec (e.g. ones that depend on the worker) to a report: each
+ * against its key's entry (one is added for an undeclared key), counted in `error_count`.
+ */
+export function addProblems(report: ConfigInfos, problems: readonly ConfigProblem[]): ConfigInfos {
+  for (const { key, message } of problems) {
+    let entry = report.configs.find((c) => c.value.name === key);
+    if (!entry) {
+      entry = {
+        definition: keyInfo(
+          { name: key, type: 'string', importance: 'low', documentation: '', default: null },
+          -1,
+        ),
+        value: { name: key, value: null, recommended_values: [], errors: [], visible: true },
+      };
+      report.configs.push(entry);
+    }
+    entry.value.errors.push(message);
+    report.error_count++;
+  }
+  return report;
+}
+
 /** For the CLI: one line per key, `  <key>: <message>` (a key's messages joined by "; "). */
 export function formatProblems(problems: readonly ConfigProblem[]): string {
   const byKey = new Map<string, string[]>();
