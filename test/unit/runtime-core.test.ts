@@ -177,7 +177,9 @@ describe('the plugin registry', () => {
     expect(registry.find('org.apache.kafka.connect.file.FileStreamSinkConnector')?.name).to.equal('FileSink');
     expect(registry.find('Nope')).to.equal(undefined);
     expect(registry.unknownPluginMessage('Nope')).to.contain('FileSource');
-    expect(registry.unknownPluginMessage('')).to.match(/^connector.class is required: set it to one of .*FileSource/);
+    expect(registry.unknownPluginMessage('')).to.match(
+      /^connector.class is required: set it to one of .*FileSource/,
+    );
     expect(() => registry.register({ ...builtinPlugins[0]!, aliases: [] })).to.throw(/already taken/);
   });
 });
