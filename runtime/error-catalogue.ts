@@ -285,6 +285,14 @@ const ENTRIES = {
     description: 'A file source points at a file the worker cannot read.',
     fix: 'Correct the path (it is read on the worker) and its permissions, then restart the task.',
   },
+  FILE_PATH_NOT_ALLOWED: {
+    outcome: 'fatal',
+    httpStatus: 400,
+    message: '{key} {path} {details}',
+    description:
+      "A connector names a file outside the directories the worker's `allowed.paths` lets connectors read and write (symbolic links and `..` are followed first, so neither can leave them). Refused when the config is validated or submitted, and again when a task starts, before any byte is read or written.",
+    fix: 'Move the file into an allowed directory, or add its directory to `allowed.paths` in the worker config and restart the worker.',
+  },
 
   // Task lifecycle
   TASK_START_FAILED: {
@@ -442,6 +450,13 @@ const ENTRIES = {
     message: 'Model server {target} refused the credentials: {details}',
     description: 'The model server answered UNAUTHENTICATED or PERMISSION_DENIED.',
     fix: 'Correct the credentials or TLS settings in the connector config.',
+  },
+  MODEL_SERVER_TLS_FAILED: {
+    outcome: 'fatal',
+    message: 'TLS connection to the model server {target} failed: {details}; {hint}',
+    description:
+      "The connection to the model server failed because of the TLS settings, which retrying cannot change: its certificate is not signed by a trusted CA, does not name the host of `tfserving.target`, the server refused this worker's client certificate (or requires one), or one side speaks TLS and the other does not.",
+    fix: 'Do what the message says: set `tfserving.tls.ca.file` to the CA that signed the server certificate; make `tfserving.target` name a host the certificate holds; for mutual TLS set `tfserving.tls.cert.file` and `tfserving.tls.key.file` to a certificate the server trusts; match `tfserving.tls.enable` to the port. Then restart the task.',
   },
 } as const satisfies Record<string, EntryWithoutCode>;
 

@@ -4,9 +4,12 @@
 // Contract: one TFServingClient owns one gRPC channel (one HTTP/2 connection at a time) to
 // one target; every call carries a deadline; gRPC's own retries are off because the runtime
 // alone decides what to retry, from the gRPC status. Every failed call rejects with a
-// TFServingCallError carrying that status.
+// TFServingCallError carrying that status; an UNAVAILABLE whose connection failed because of the
+// TLS settings (a handshake that cannot succeed) also carries what went wrong (`tlsFailure`).
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -249,12 +252,17 @@ export interface ModelVersionStatus {
 }
 
 export interface TlsOptions {
-  /** PEM root certificates to trust; absent means the system's default roots. */
+  /** PEM root certificates to trust; absent means Node's default root certificates. */
   ca?: Buffer | string;
   /** PEM client certificate chain, for mutual TLS; requires `key`. */
   cert?: Buffer | string;
   /** PEM private key of `cert`. */
   key?: Buffer | string;
+  /**
+   * The name the server's certificate must hold, when it is not the target's host (gRPC's
+   * `grpc.ssl_target_name_override`); also sent as the TLS server name (SNI).
+   */
+  serverName?: string;
 }
 
 export interface TFServingClientOptions {
@@ -326,9 +334,21 @@ export class TFServingCallError extends Error {
   readonly details: string;
   readonly method: TFServingMethod;
   readonly modelSpec: ModelSpec;
+  /**
+   * Set on an UNAVAILABLE call whose connection failed because of the TLS settings (a handshake
+   * that cannot succeed as configured, or plaintext to a TLS-only port): retrying will not help.
+   * Undefined otherwise.
+   */
+  readonly tlsFailure: TlsHandshakeFailure | undefined;
 
   constructor(
-    fields: { code: grpc.status; details: string; method: TFServingMethod; modelSpec: ModelSpec },
+    fields: {
+      code: grpc.status;
+      details: string;
+      method: TFServingMethod;
+      modelSpec: ModelSpec;
+      tlsFailure?: TlsHandshakeFailure | undefined;
+    },
     options?: { cause?: unknown },
   ) {
     const codeName = grpc.status[fields.code] ?? `STATUS_${fields.code}`;
@@ -342,6 +362,230 @@ export class TFServingCallError extends Error {
     this.details = fields.details;
     this.method = fields.method;
     this.modelSpec = fields.modelSpec;
+    this.tlsFailure = fields.tlsFailure;
+  }
+}
+
+// ------------------------------------------------------------------ TLS handshake failures
+//
+// grpc-js reports a connection that could not be set up as UNAVAILABLE, the same status as a
+// server that is down, with the connection error only as text in the details ("No connection
+// established. Last error: <error>. ..."). A handshake that fails on certificates fails the same
+// way on every attempt, so the client tells the two apart: first by the error text (the table
+// below), and where the text says only that the connection closed, by one TLS handshake of its
+// own with the same settings (probeTlsHandshake; speaksTls for a plaintext channel). gRPC servers
+// built on gRPC core (TF Serving, the dev model server) refuse a missing or untrusted client
+// certificate by closing the connection right after a TLS 1.3 handshake, without an alert: only
+// such a probe sees that.
+
+/** What failed, which decides the setting to fix. */
+export type TlsFailureKind =
+  /** The server's certificate does not chain to a trusted CA (or expired, or is not valid yet). */
+  | 'untrusted-server-certificate'
+  /** The server's certificate does not name the host the client connected to. */
+  | 'server-name-mismatch'
+  /** The server refused the client certificate, or requires one and none was sent. */
+  | 'client-certificate-refused'
+  /** The target does not speak TLS (a plaintext port). */
+  | 'not-tls'
+  /** A plaintext channel reached a port that speaks only TLS. */
+  | 'tls-required';
+
+export interface TlsHandshakeFailure {
+  kind: TlsFailureKind;
+  /** The TLS error, e.g. `unable to verify the first certificate`. */
+  reason: string;
+}
+
+/**
+ * Connection errors that mean a handshake that cannot succeed, by the text grpc-js puts in the
+ * details (Node's error codes and OpenSSL's messages, which grpc-js passes on without the code).
+ * First match wins.
+ */
+export const TLS_FAILURE_PATTERNS: ReadonlyArray<{ pattern: RegExp; kind: TlsFailureKind }> = [
+  {
+    pattern: /ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match certificate's altnames/,
+    kind: 'server-name-mismatch',
+  },
+  {
+    pattern:
+      /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate|certificate has expired|certificate is not yet valid|certificate signature failure|invalid CA certificate|certificate not trusted|certificate rejected|unsupported certificate purpose|CERT_[A-Z_]+|UNABLE_TO_[A-Z_]+/,
+    kind: 'untrusted-server-certificate',
+  },
+  {
+    pattern:
+      /alert (?:certificate required|bad certificate|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate|access denied|handshake failure)/i,
+    kind: 'client-certificate-refused',
+  },
+  { pattern: /wrong version number|packet length too long|unknown protocol/i, kind: 'not-tls' },
+];
+
+/**
+ * Details that say the connection closed before it was set up, and nothing more: on a TLS channel
+ * a probe handshake tells whether the server refused this client (see the top of this section).
+ */
+const INCONCLUSIVE_CONNECTION_FAILURE =
+  /Last error: (?:Failed to connect|Client network socket disconnected before secure TLS connection was established|Error: socket hang up|Error: read ECONNRESET)/;
+
+/** The connection error inside grpc-js's details, without Node's prefixes and OpenSSL's trace. */
+export function connectionErrorOf(details: string): string {
+  const inner = /Last error: ([\s\S]*?)(?:\. Resolution note:|$)/.exec(details)?.[1] ?? details;
+  const reason = inner
+    .replace(/^Error(?: \[[A-Z_]+\])?: /, '')
+    .replace(/; if the root CA is installed locally.*$/s, '');
+  // `40EDEBEDE57F0000:error:0A00010B:SSL routines:<function>:<reason>:<file>:<line>:`
+  return (/SSL routines:[^:]*:([^:]+)/.exec(reason)?.[1] ?? reason).trim();
+}
+
+/** The handshake failure a call's UNAVAILABLE details name by themselves, if any. */
+export function tlsFailureInDetails(details: string): TlsHandshakeFailure | undefined {
+  const match = TLS_FAILURE_PATTERNS.find(({ pattern }) => pattern.test(details));
+  return match === undefined ? undefined : { kind: match.kind, reason: connectionErrorOf(details) };
+}
+
+/** HTTP/2's client connection preface and an empty SETTINGS frame: what a gRPC client sends first. */
+const HTTP2_CLIENT_PREFACE = Buffer.concat([
+  Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+  Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+]);
+
+/**
+ * One TLS handshake with `host:port` as the gRPC channel makes it (same certificates, server name
+ * and ALPN), followed by the HTTP/2 preface. Resolves the handshake failure, or undefined when the
+ * server answered over TLS, could not be reached, or did not answer within `timeoutMs`: those are
+ * for the caller's retries. A server that completes the handshake and then closes the connection
+ * before answering a byte has refused this client's certificate (or its lack of one).
+ */
+export function probeTlsHandshake(
+  host: string,
+  port: number,
+  tls: TlsOptions,
+  timeoutMs: number,
+): Promise<TlsHandshakeFailure | undefined> {
+  const options: ConnectionOptions = {
+    host,
+    port,
+    ALPNProtocols: ['h2'],
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+    ...(tls.key !== undefined ? { key: tls.key } : {}),
+    // Node checks the certificate against `servername`, else `host`; an IP is no server name.
+    ...(tls.serverName !== undefined
+      ? { servername: tls.serverName }
+      : isIP(host) === 0
+        ? { servername: host }
+        : {}),
+  };
+  return new Promise((resolve) => {
+    let handshakeDone = false;
+    const socket = tlsConnect(options);
+    const finish = (result: TlsHandshakeFailure | undefined) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.destroy();
+      resolve(result);
+    };
+    const refused = (reason: string): TlsHandshakeFailure => ({ kind: 'client-certificate-refused', reason });
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    socket.once('secureConnect', () => {
+      handshakeDone = true;
+      socket.write(HTTP2_CLIENT_PREFACE);
+    });
+    socket.once('data', () => finish(undefined));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      const text = `${error.code ?? ''} ${error.message}`;
+      const failure = tlsFailureInDetails(`Last error: ${text}`);
+      if (failure !== undefined) finish({ kind: failure.kind, reason: connectionErrorOf(error.message) });
+      else if (handshakeDone)
+        finish(refused(`the server closed the connection after the TLS handshake (${error.message})`));
+      else finish(undefined);
+    });
+    socket.once('close', () =>
+      finish(
+        handshakeDone
+          ? refused('the server closed the connection right after the TLS handshake, before answering')
+          : undefined,
+      ),
+    );
+  });
+}
+
+/**
+ * Whether `host:port` answers a TLS handshake (any certificate accepted): asked when a plaintext
+ * channel's connection closed before HTTP/2 started, which is what a TLS-only port does with it.
+ */
+export function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    const finish = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.once('secureConnect', () => finish(true));
+    socket.once('error', () => finish(false));
+    socket.once('close', () => finish(false));
+  });
+}
+
+/** `host:port` (or `[v6]:port`, optionally after `dns:`/`ipv4:`/`ipv6:`), else undefined. */
+function hostAndPort(target: string): { host: string; port: number } | undefined {
+  const match = /^(?:(?:dns|ipv4|ipv6):(?:\/\/[^/]*\/)?)?(?:\[([^\]]+)\]|([^:/[\]]+)):(\d+)$/.exec(target);
+  if (match === null) return undefined;
+  return { host: match[1] ?? match[2]!, port: Number(match[3]) };
+}
+
+/** How long a diagnosing handshake may take before the failure is left to the caller's retries. */
+export const TLS_PROBE_TIMEOUT_MS = 3_000;
+
+/** `promise`'s value, or undefined as soon as `signal` aborts. */
+function settledUnlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T | undefined> {
+  if (signal === undefined) return promise;
+  return new Promise((resolve, reject) => {
+    const abort = () => resolve(undefined);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+/**
+ * Diagnoses the UNAVAILABLE failures of one channel (`tls` undefined for plaintext), probing at
+ * most once per connection failure: grpc-js repeats the same details on every call until it
+ * tries to connect again.
+ */
+class TlsDiagnosis {
+  private last: { details: string; failure: Promise<TlsHandshakeFailure | undefined> } | undefined;
+
+  constructor(
+    private readonly target: string,
+    private readonly tls: TlsOptions | undefined,
+  ) {}
+
+  failureOf(details: string): Promise<TlsHandshakeFailure | undefined> {
+    if (this.tls !== undefined) {
+      const inDetails = tlsFailureInDetails(details);
+      if (inDetails !== undefined) return Promise.resolve(inDetails);
+    }
+    if (!INCONCLUSIVE_CONNECTION_FAILURE.test(details)) return Promise.resolve(undefined);
+    if (this.last?.details !== details) this.last = { details, failure: this.probe() };
+    return this.last.failure;
+  }
+
+  private async probe(): Promise<TlsHandshakeFailure | undefined> {
+    const address = hostAndPort(this.target);
+    if (address === undefined) return undefined;
+    if (this.tls !== undefined)
+      return probeTlsHandshake(address.host, address.port, this.tls, TLS_PROBE_TIMEOUT_MS);
+    return (await speaksTls(address.host, address.port, TLS_PROBE_TIMEOUT_MS))
+      ? { kind: 'tls-required', reason: 'the server answered with a TLS handshake' }
+      : undefined;
   }
 }
 
@@ -378,6 +622,12 @@ function createCredentials(tls: TlsOptions | false | undefined): grpc.ChannelCre
   return grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
 }
 
+function checkServerName(tls: TlsOptions | false | undefined): void {
+  if (tls && tls.serverName !== undefined && (typeof tls.serverName !== 'string' || tls.serverName === '')) {
+    throw new Error('TFServingClient option tls.serverName must be a non-empty host name when given');
+  }
+}
+
 const PREDICTION_SERVICE = 'tensorflow.serving.PredictionService';
 const MODEL_SERVICE = 'tensorflow.serving.ModelService';
 
@@ -398,6 +648,8 @@ export class TFServingClient {
     GetModelStatusRequestProto,
     GetModelStatusResponseProto
   >;
+  /** Tells connection failures the TLS settings cause from a server that is down. */
+  private readonly tlsDiagnosis: TlsDiagnosis;
   private closed = false;
 
   constructor(options: TFServingClientOptions) {
@@ -410,6 +662,7 @@ export class TFServingClient {
     const keepalive = options.keepalive ?? DEFAULT_KEEPALIVE;
     checkPositiveInteger(keepalive.timeMs, 'keepalive.timeMs');
     checkPositiveInteger(keepalive.timeoutMs, 'keepalive.timeoutMs');
+    checkServerName(options.tls);
     this.target = options.target;
     this.deadlineMs = options.deadlineMs;
 
@@ -423,7 +676,10 @@ export class TFServingClient {
     );
 
     const credentials = createCredentials(options.tls);
+    const tls = options.tls === undefined || options.tls === false ? undefined : options.tls;
+    this.tlsDiagnosis = new TlsDiagnosis(options.target, tls);
     this.channel = new grpc.Channel(options.target, credentials, {
+      ...(tls?.serverName !== undefined ? { 'grpc.ssl_target_name_override': tls.serverName } : {}),
       'grpc.enable_retries': 0,
       // grpc-js otherwise shares connections between all channels to the same target through
       // a process-wide pool; a local pool makes the connection this client's own, so close()
@@ -539,8 +795,18 @@ export class TFServingClient {
     }
     const deadlineMs = options?.deadlineMs ?? this.deadlineMs;
     const signal = options?.signal;
-    const fail = (code: grpc.status, details: string, cause?: unknown) =>
-      new TFServingCallError({ code, details, method: methodName, modelSpec: model }, { cause });
+    const fail = (code: grpc.status, details: string, cause?: unknown, tlsFailure?: TlsHandshakeFailure) =>
+      new TFServingCallError({ code, details, method: methodName, modelSpec: model, tlsFailure }, { cause });
+    // An UNAVAILABLE waits for the diagnosis of its connection failure (a probe handshake at
+    // most, see TlsDiagnosis) unless the caller gives up meanwhile.
+    const failWithTlsDiagnosis = async (error: grpc.ServiceError): Promise<TFServingCallError> => {
+      const diagnosis =
+        error.code === grpc.status.UNAVAILABLE && !this.closed && signal?.aborted !== true
+          ? this.tlsDiagnosis.failureOf(error.details)
+          : undefined;
+      const tlsFailure = diagnosis && (await settledUnlessAborted(diagnosis, signal).catch(() => undefined));
+      return fail(error.code, error.details, error, tlsFailure);
+    };
     if (signal?.aborted === true) {
       return Promise.reject(fail(grpc.status.CANCELLED, 'Cancelled by the caller before the call started'));
     }
@@ -554,7 +820,7 @@ export class TFServingClient {
         { deadline: Date.now() + deadlineMs },
         (error, response) => {
           signal?.removeEventListener('abort', cancel);
-          if (error) reject(fail(error.code, error.details, error));
+          if (error) void failWithTlsDiagnosis(error).then(reject);
           else if (response === undefined) reject(fail(grpc.status.INTERNAL, 'Empty response'));
           else resolve(response);
         },

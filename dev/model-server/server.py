@@ -2,7 +2,8 @@
 
     python server.py --port 8500 --control-port 8502 --model-base DIR \
         [--version-labels census:stable=1,null:stable=1,null:canary=2] [--workers 8] \
-        [--poll-seconds 0]
+        [--poll-seconds 0] \
+        [--tls-port 0 --tls-cert server.crt --tls-key server.key [--tls-client-ca ca.pem]]
 
 Loads every BASE/<model>/<numeric version>/saved_model.pb at start (like TF
 Serving with `model_version_policy { all {} }`); with --poll-seconds N it rescans
@@ -21,6 +22,10 @@ fault injection and version labels (GET/POST /labels moves a label at run time,
 as a TF Serving model config reload does); see README.md. Faults affect Predict
 only, so a client can always start up (metadata/status stay healthy). Clients'
 HTTP/2 keepalive pings are accepted down to one a second (KEEPALIVE_ENFORCEMENT).
+
+With --tls-port the same services are also served over TLS on that port (the plain
+port stays), with the PEM certificate chain and key given; --tls-client-ca makes it
+mutual TLS: the handshake requires a client certificate signed by that CA.
 """
 
 import argparse
@@ -703,6 +708,32 @@ def parse_labels(text):
     return dict(labels)
 
 
+def tls_server_credentials(cert_file, key_file, client_ca_file):
+    """grpc server credentials from PEM files; with a client CA, client certificates are required
+    and verified against it (mutual TLS). Raises SystemExit naming an unreadable file."""
+    def read(option, path):
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise SystemExit(f"{option} {path}: {e.strerror}") from None
+
+    pair = (read("--tls-key", key_file), read("--tls-cert", cert_file))
+    client_ca = read("--tls-client-ca", client_ca_file) if client_ca_file else None
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
+def check_tls_args(parser, args):
+    """The TLS options go together: a port needs a certificate and key, and they need a port."""
+    tls_files = [args.tls_cert, args.tls_key, args.tls_client_ca]
+    if args.tls_port is None:
+        if any(tls_files):
+            parser.error("--tls-cert, --tls-key and --tls-client-ca need --tls-port")
+    elif not (args.tls_cert and args.tls_key):
+        parser.error("--tls-port needs --tls-cert and --tls-key")
+
+
 def poll_model_base(registry, seconds, stop):
     """Rescan the model base every `seconds` until `stop` is set."""
     while not stop.wait(seconds):
@@ -723,8 +754,19 @@ def main():
     parser.add_argument("--poll-seconds", type=float, default=0,
                         help="rescan the model base this often, loading new versions and unloading removed "
                              "ones (TF Serving's --file_system_poll_wait_seconds); 0 = load once at start")
+    parser.add_argument("--tls-port", type=int,
+                        help="also serve gRPC over TLS on this port (0 = pick a free one); needs --tls-cert "
+                             "and --tls-key")
+    parser.add_argument("--tls-cert", help="PEM certificate chain of the TLS port")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", help="PEM CA certificates: the TLS port then requires a client "
+                                                "certificate signed by one of them (mutual TLS)")
     args = parser.parse_args()
+    check_tls_args(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Read before the (slow) model loading, so a wrong TLS file fails the start at once.
+    tls_credentials = (tls_server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
+                       if args.tls_port is not None else None)
 
     registry = ModelRegistry(os.path.abspath(os.path.expanduser(args.model_base)), args.version_labels)
     stats, faults = Stats(), Faults()
@@ -740,6 +782,12 @@ def main():
     grpc_port = server.add_insecure_port(f"{HOST}:{args.port}")
     if grpc_port == 0:
         raise SystemExit(f"could not bind gRPC to {HOST}:{args.port}")
+    tls = "off"
+    if tls_credentials is not None:
+        tls_port = server.add_secure_port(f"{HOST}:{args.tls_port}", tls_credentials)
+        if tls_port == 0:
+            raise SystemExit(f"could not bind gRPC over TLS to {HOST}:{args.tls_port}")
+        tls = f"{HOST}:{tls_port} client_auth={'required' if args.tls_client_ca else 'none'}"
     server.start()
 
     control = ThreadingHTTPServer((HOST, args.control_port), make_control_handler(registry, stats, faults))
@@ -754,9 +802,9 @@ def main():
                          name="poll", daemon=True).start()
     models = " ".join(f"{name}[{','.join(map(str, versions))}]" for name, versions in registry.describe().items())
     labels = ",".join(f"{m}:{label}={v}" for m, ls in registry.labels.items() for label, v in ls.items()) or "none"
-    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s poll=%s",
+    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s poll=%s tls=%s",
              HOST, grpc_port, HOST, control.server_address[1], args.workers, models, labels,
-             f"{args.poll_seconds:g}s" if args.poll_seconds > 0 else "off")
+             f"{args.poll_seconds:g}s" if args.poll_seconds > 0 else "off", tls)
     while not stop.wait(0.5):  # a bounded wait keeps the main thread responsive to signals
         pass
     log.info("shutting down")

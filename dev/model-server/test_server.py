@@ -76,6 +76,8 @@ class Server:
                 match = re.search(r"serving grpc=127\.0\.0\.1:(\d+) control=127\.0\.0\.1:(\d+)", line)
                 if match:
                     ports["grpc"], ports["control"] = int(match[1]), int(match[2])
+                    tls = re.search(r" tls=127\.0\.0\.1:(\d+)", line)
+                    ports["tls"] = int(tls[1]) if tls else None
                     ready.set()
             ready.set()  # process ended; the check below reports it
 
@@ -83,7 +85,7 @@ class Server:
         if not ready.wait(START_TIMEOUT_S) or not ports:
             self.proc.kill()
             raise SystemExit("server did not start:\n" + "\n".join(self.log[-30:]))
-        self.grpc_port, self.control_port = ports["grpc"], ports["control"]
+        self.grpc_port, self.control_port, self.tls_port = ports["grpc"], ports["control"], ports["tls"]
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
         self.predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model_stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
@@ -485,6 +487,101 @@ def poll_loads_new_versions_and_unloads_removed_ones(server, base):
                 polling.log[-5:]
         finally:
             assert polling.stop() == 0
+
+
+def openssl(directory, *args):
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+
+def make_pki(directory):
+    """A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it, and
+    a second CA that signed neither: {name: path of its PEM file}."""
+    for ca in ("ca", "other-ca"):
+        openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key",
+                "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN=test {ca}",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    for leaf, extensions in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                             ("client", "extendedKeyUsage=clientAuth\n")):
+        with open(os.path.join(directory, f"{leaf}.ext"), "w") as f:
+            f.write(extensions)
+        openssl(directory, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{leaf}.key",
+                "-out", f"{leaf}.csr", "-subj", f"/CN=test {leaf}")
+        openssl(directory, "x509", "-req", "-in", f"{leaf}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{leaf}.crt", "-days", "2", "-extfile", f"{leaf}.ext")
+    return {name: os.path.join(directory, name)
+            for name in ("ca.pem", "other-ca.pem", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tls_null_predict(port, root, client=None):
+    """Predict on `null` over a fresh TLS channel trusting `root`, with an optional (cert, key)."""
+    key, cert = (None, None) if client is None else (read_bytes(client[1]), read_bytes(client[0]))
+    credentials = grpc.ssl_channel_credentials(read_bytes(root), key, cert)
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return stub.Predict(predict_request("null", {"age": typed([7], np.int64)}), timeout=10)
+
+
+@check
+def tls_port_serves_with_and_without_client_certificates(server, base):
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = make_pki(tmp)
+        models = os.path.join(tmp, "models")
+        shutil.copytree(os.path.join(base, "null", "1"), os.path.join(models, "null", "1"))
+        tls = Server(models, labels="", extra=("--tls-port", "0", "--tls-cert", pki["server.crt"],
+                                               "--tls-key", pki["server.key"]))
+        try:
+            assert tls.tls_port is not None and tls.tls_port != tls.grpc_port, tls.log[-1:]
+            assert f"tls=127.0.0.1:{tls.tls_port} client_auth=none" in "\n".join(tls.log)
+            assert tls_null_predict(tls.tls_port, pki["ca.pem"]).outputs["score"].float_val == [7.0]
+            # A client certificate is accepted, though not asked for.
+            client = (pki["client.crt"], pki["client.key"])
+            assert tls_null_predict(tls.tls_port, pki["ca.pem"], client).outputs["score"].float_val == [7.0]
+            # The plain port keeps serving plaintext.
+            assert null_predict(tls, [7]).outputs["score"].float_val == [7.0]
+            expect_error(lambda: tls_null_predict(tls.tls_port, pki["other-ca.pem"]),
+                         grpc.StatusCode.UNAVAILABLE)
+        finally:
+            assert tls.stop() == 0
+
+
+@check
+def mutual_tls_port_requires_a_client_certificate_from_its_ca(server, base):
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = make_pki(tmp)
+        models = os.path.join(tmp, "models")
+        shutil.copytree(os.path.join(base, "null", "1"), os.path.join(models, "null", "1"))
+        mtls = Server(models, labels="", extra=("--tls-port", "0", "--tls-cert", pki["server.crt"],
+                                                "--tls-key", pki["server.key"],
+                                                "--tls-client-ca", pki["ca.pem"]))
+        try:
+            assert f"tls=127.0.0.1:{mtls.tls_port} client_auth=required" in "\n".join(mtls.log)
+            client = (pki["client.crt"], pki["client.key"])
+            assert tls_null_predict(mtls.tls_port, pki["ca.pem"], client).outputs["score"].float_val == [7.0]
+            expect_error(lambda: tls_null_predict(mtls.tls_port, pki["ca.pem"]), grpc.StatusCode.UNAVAILABLE)
+            # A certificate signed by another CA is refused too: the CA's own (self-signed) one.
+            stranger = (pki["other-ca.pem"], os.path.join(tmp, "other-ca.key"))
+            expect_error(lambda: tls_null_predict(mtls.tls_port, pki["ca.pem"], stranger),
+                         grpc.StatusCode.UNAVAILABLE)
+        finally:
+            assert mtls.stop() == 0
+
+
+@check
+def tls_options_are_checked_before_models_load(server, base):
+    for extra, expected in (
+            (("--tls-port", "0"), "--tls-port needs --tls-cert and --tls-key"),
+            (("--tls-cert", "x.crt", "--tls-key", "x.key"), "need --tls-port"),
+            (("--tls-port", "0", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"),
+             "/nonexistent.key: No such file or directory")):
+        result = subprocess.run(
+            [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--control-port", "0",
+             "--model-base", "/nonexistent-base", *extra], capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and expected in result.stderr, (extra, result.stderr[-500:])
 
 
 def wait_until(condition, what, timeout=30):

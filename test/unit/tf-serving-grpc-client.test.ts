@@ -1,19 +1,32 @@
 import { expect } from 'chai';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
+import { sharedClients } from '../../connectors/tf-serving/client-pool.js';
 import {
   TFServingCallError,
   TFServingClient,
+  connectionErrorOf,
   findProtoDir,
   loadServiceDefinitions,
+  tlsFailureInDetails,
   toModelSpecProto,
   type ModelSpecProto,
   type TFServingClientOptions,
+  type TlsOptions,
 } from '../../connectors/tf-serving/grpc-client.js';
 import { decodeTensor, encodeTensor, type TensorProto } from '../../connectors/tf-serving/tensor-codec.js';
+import { FatalError } from '../../runtime/errors.js';
+import {
+  makeCertificate,
+  testClientCertificate,
+  type CertificateFiles,
+} from '../helpers/model-server-tls.js';
+import { makeTestPki, type TestPki } from '../helpers/secure-stack.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +48,7 @@ class FakeModelServer {
   private readonly server = new grpc.Server();
   private readonly pending = new Set<NodeJS.Timeout>();
 
-  async start(): Promise<string> {
+  async start(credentials = grpc.ServerCredentials.createInsecure()): Promise<string> {
     const definitions = loadServiceDefinitions();
     const serviceOf = (name: string) => definitions[name] as protoLoader.ServiceDefinition;
     this.server.addService(serviceOf('tensorflow.serving.PredictionService'), {
@@ -124,7 +137,7 @@ class FakeModelServer {
       },
     });
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+      this.server.bindAsync('127.0.0.1:0', credentials, (error, boundPort) =>
         error ? reject(error) : resolve(boundPort),
       ),
     );
@@ -402,6 +415,255 @@ describe('TFServingClient', () => {
     );
     expect(() => client({ target: '' })).to.throw(/target must be host:port/);
     expect(() => client({ tls: { cert: 'x' } })).to.throw(/needs both cert and key/);
+  });
+});
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('TFServingClient over TLS', function () {
+  // openssl makes the certificates (a second or two).
+  this.timeout(30_000);
+  let pki: TestPki;
+  let ipOnly: CertificateFiles;
+  let clientCertificate: CertificateFiles;
+  let stranger: CertificateFiles;
+  const tlsServer = new FakeModelServer();
+  const mutualTlsServer = new FakeModelServer();
+  const plainServer = new FakeModelServer();
+  let tlsTarget: string;
+  let mutualTlsTarget: string;
+  let plainTarget: string;
+  const clients: TFServingClient[] = [];
+  const read = (file: string) => readFileSync(file);
+
+  function client(target: string, tls: TlsOptions | false): TFServingClient {
+    const created = new TFServingClient({
+      target,
+      tls,
+      deadlineMs: 5000,
+      maxSendMessageBytes: MiB,
+      maxReceiveMessageBytes: MiB,
+    });
+    clients.push(created);
+    return created;
+  }
+  const metadata = (target: string, tls: TlsOptions | false) =>
+    client(target, tls).getModelMetadata({ name: 'census' });
+  const failureOf = async (target: string, tls: TlsOptions | false) => {
+    const error = await rejectionOf(metadata(target, tls));
+    expect(error).to.be.instanceOf(TFServingCallError);
+    expect((error as TFServingCallError).codeName).to.equal('UNAVAILABLE');
+    return (error as TFServingCallError).tlsFailure;
+  };
+
+  before(async () => {
+    pki = makeTestPki();
+    ipOnly = makeCertificate(pki, 'server-ip', [
+      'subjectAltName=IP:127.0.0.1',
+      'extendedKeyUsage=serverAuth',
+      'basicConstraints=CA:FALSE',
+    ]);
+    clientCertificate = testClientCertificate(pki);
+    stranger = makeCertificate(pki, 'stranger', ['extendedKeyUsage=clientAuth'], 'other-ca');
+    const keyCertPairs = [{ private_key: read(ipOnly.keyFile), cert_chain: read(ipOnly.certFile) }];
+    tlsTarget = await tlsServer.start(grpc.ServerCredentials.createSsl(null, keyCertPairs));
+    mutualTlsTarget = await mutualTlsServer.start(
+      grpc.ServerCredentials.createSsl(read(pki.caFile), keyCertPairs, true),
+    );
+    plainTarget = await plainServer.start();
+  });
+  beforeEach(() => {
+    for (const server of [tlsServer, mutualTlsServer, plainServer]) server.calls.length = 0;
+  });
+  afterEach(() => {
+    for (const created of clients.splice(0)) created.close();
+  });
+  after(() => {
+    for (const server of [tlsServer, mutualTlsServer, plainServer]) server.stop();
+    if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it('calls a TLS server whose certificate the CA file vouches for', async () => {
+    const answer = await metadata(tlsTarget, { ca: read(pki.caFile) });
+    expect(answer.model.version).to.equal(3);
+  });
+
+  it('calls a mutual-TLS server with a client certificate its CA signed', async () => {
+    const answer = await metadata(mutualTlsTarget, {
+      ca: read(pki.caFile),
+      cert: read(clientCertificate.certFile),
+      key: read(clientCertificate.keyFile),
+    });
+    expect(answer.model.version).to.equal(3);
+    expect(mutualTlsServer.calls).to.have.length(1);
+  });
+
+  it('names a server certificate no trusted CA signed, with another CA file or with the default roots', async () => {
+    for (const tls of [{ ca: read(pki.otherCaFile) }, {}]) {
+      expect(await failureOf(tlsTarget, tls)).to.deep.equal({
+        kind: 'untrusted-server-certificate',
+        reason: 'unable to verify the first certificate',
+      });
+    }
+  });
+
+  it('names a server certificate that does not hold the target host, and connects when serverName is a name it holds', async () => {
+    const port = tlsTarget.split(':')[1]!;
+    const failure = await failureOf(`localhost:${port}`, { ca: read(pki.caFile) });
+    expect(failure?.kind).to.equal('server-name-mismatch');
+    expect(failure?.reason).to.match(/^Hostname\/IP does not match certificate's altnames: Host: localhost/);
+    const answer = await metadata(`localhost:${port}`, { ca: read(pki.caFile), serverName: '127.0.0.1' });
+    expect(answer.model.name).to.equal('census');
+  });
+
+  it('names a client certificate the server requires and did not get, or does not trust', async () => {
+    expect((await failureOf(mutualTlsTarget, { ca: read(pki.caFile) }))?.kind).to.equal(
+      'client-certificate-refused',
+    );
+    const refused = await failureOf(mutualTlsTarget, {
+      ca: read(pki.caFile),
+      cert: read(stranger.certFile),
+      key: read(stranger.keyFile),
+    });
+    expect(refused?.kind).to.equal('client-certificate-refused');
+    expect(mutualTlsServer.calls).to.have.length(0);
+  });
+
+  it('takes a server that closes the connection right after the TLS handshake (gRPC core refusing a client certificate) as refusing this client', async () => {
+    // What TF Serving and the dev model server do with a missing or untrusted client certificate:
+    // the TLS 1.3 handshake completes on the client's side, then the connection closes, no alert.
+    const closing = createTlsServer(
+      { key: read(ipOnly.keyFile), cert: read(ipOnly.certFile), ALPNProtocols: ['h2'] },
+      (socket) => socket.destroy(),
+    );
+    await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve));
+    try {
+      const failure = await failureOf(`127.0.0.1:${(closing.address() as AddressInfo).port}`, {
+        ca: read(pki.caFile),
+      });
+      expect(failure).to.deep.equal({
+        kind: 'client-certificate-refused',
+        reason: 'the server closed the connection right after the TLS handshake, before answering',
+      });
+    } finally {
+      closing.close();
+    }
+  });
+
+  it('names a plaintext port reached with TLS, and a TLS port reached without', async () => {
+    expect(await failureOf(plainTarget, { ca: read(pki.caFile) })).to.deep.equal({
+      kind: 'not-tls',
+      reason: 'wrong version number',
+    });
+    expect((await failureOf(tlsTarget, false))?.kind).to.equal('tls-required');
+  });
+
+  it('leaves a server that is down to the retries: UNAVAILABLE without a TLS failure', async () => {
+    const port = await closedPort();
+    expect(await failureOf(`127.0.0.1:${port}`, { ca: read(pki.caFile) })).to.equal(undefined);
+    expect(await failureOf(`127.0.0.1:${port}`, false)).to.equal(undefined);
+  });
+
+  it('rejects calls through the shared pool with FatalError MODEL_SERVER_TLS_FAILED naming the key to fix', async () => {
+    const request = (tls: { caFile?: string; certFile?: string; keyFile?: string }, target = tlsTarget) => ({
+      target,
+      tls,
+      maxSendMessageBytes: MiB,
+      maxReceiveMessageBytes: MiB,
+      deadlineMs: 5000,
+    });
+    const cases: Array<[ReturnType<typeof request>, string]> = [
+      [
+        request({ caFile: pki.otherCaFile }),
+        `certificate is not signed by a CA in tfserving.tls.ca.file "${pki.otherCaFile}"`,
+      ],
+      [
+        request({ caFile: pki.caFile }, mutualTlsTarget),
+        'the server requires a client certificate (mutual TLS): set tfserving.tls.cert.file and tfserving.tls.key.file',
+      ],
+      [
+        request(
+          { caFile: pki.caFile, certFile: stranger.certFile, keyFile: stranger.keyFile },
+          mutualTlsTarget,
+        ),
+        `the server refused the client certificate tfserving.tls.cert.file "${stranger.certFile}"`,
+      ],
+      [
+        request({ caFile: pki.caFile }, `localhost:${tlsTarget.split(':')[1]!}`),
+        'the server certificate does not name "localhost": set tfserving.target',
+      ],
+    ];
+    for (const [clientRequest, hint] of cases) {
+      const lease = await sharedClients(clientRequest);
+      try {
+        const error = await rejectionOf(lease.client.predict({ model: { name: 'census' }, inputs: {} }));
+        expect(error).to.be.instanceOf(FatalError);
+        expect((error as FatalError).code).to.equal('MODEL_SERVER_TLS_FAILED');
+        expect((error as FatalError).message).to.contain(
+          `TLS connection to the model server ${clientRequest.target} failed: `,
+        );
+        expect((error as FatalError).message).to.contain(hint);
+        expect((error as FatalError).cause).to.be.instanceOf(TFServingCallError);
+      } finally {
+        lease.release();
+      }
+    }
+  });
+});
+
+describe('TLS failures in grpc-js connection errors', () => {
+  // The details grpc-js gives an UNAVAILABLE call whose connection failed (as seen with 1.14).
+  const details = (error: string) => `No connection established. Last error: ${error}. Resolution note: `;
+
+  it('takes the TLS error out of the details, without Node prefixes, advice or the OpenSSL trace', () => {
+    expect(
+      connectionErrorOf(
+        details(
+          'Error: unable to verify the first certificate; if the root CA is installed locally, try running Node.js with --use-system-ca',
+        ),
+      ),
+    ).to.equal('unable to verify the first certificate');
+    expect(
+      connectionErrorOf(
+        details(
+          'Error: 40EDEBEDE57F0000:error:0A00010B:SSL routines:tls_validate_record_header:wrong version number:../deps/openssl/openssl/ssl/record/methods/tlsany_meth.c:77:\n',
+        ),
+      ),
+    ).to.equal('wrong version number');
+  });
+
+  it('classifies certificate, name, client certificate and protocol errors, and nothing else', () => {
+    const kinds = [
+      "Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match certificate's altnames: Host: localhost. is not cert's CN: x",
+      'Error: self-signed certificate in certificate chain',
+      'Error: certificate has expired',
+      'Error: unable to get local issuer certificate',
+      'Error: 40ED:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl.c:1:',
+      'Error: 40ED:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:../ssl.c:1:',
+      'Error: 40ED:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../ssl.c:1:',
+      'Error: connect ECONNREFUSED 127.0.0.1:8500',
+      'Failed to connect (2026-12-01T04:14:21.771Z)',
+      'Error: read ECONNRESET',
+    ].map((error) => tlsFailureInDetails(details(error))?.kind);
+    expect(kinds).to.deep.equal([
+      'server-name-mismatch',
+      'untrusted-server-certificate',
+      'untrusted-server-certificate',
+      'untrusted-server-certificate',
+      'client-certificate-refused',
+      'client-certificate-refused',
+      'not-tls',
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 });
 
