@@ -2,6 +2,7 @@
 // validation and documentation) and its reading into typed settings for the task.
 import { defineConfig, type ConfigKey, type ParsedConfig } from '../../runtime/api.js';
 import type { ModelSpec } from './grpc-client.js';
+import type { NonFinitePolicy } from './input-mapping.js';
 import { parseStatusPolicyOverrides, StatusPolicy } from './status-policy.js';
 
 const MiB = 1024 * 1024;
@@ -96,6 +97,20 @@ export function avroFieldName(alias: string): string {
   return /^[0-9]/.test(cleaned) ? `_${cleaned}` : cleaned;
 }
 
+/** gRPC name-resolution schemes a target may start with (`dns:///host:port`, `unix:///path`, ...). */
+const GRPC_SCHEMES = new Set(['dns', 'unix', 'unix-abstract', 'ipv4', 'ipv6']);
+
+function targetProblem(target: string): string | undefined {
+  if (!/^\S+$/.test(target)) return `"${target}" is not host:port, e.g. 127.0.0.1:8500`;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(target)?.[1];
+  if (scheme !== undefined && !GRPC_SCHEMES.has(scheme.toLowerCase()))
+    return (
+      `"${target}" is not host:port: a gRPC target has no ${scheme}:// scheme; write e.g. 127.0.0.1:8500` +
+      (scheme.toLowerCase() === 'https' ? ' and set tfserving.tls.enable=true' : '')
+    );
+  return undefined;
+}
+
 const joinProblems = (problems: string[]): string | undefined =>
   problems.length === 0 ? undefined : problems.join('; ');
 
@@ -112,8 +127,7 @@ const KEYS: ConfigKey[] = [
     documentation:
       'host:port of the TensorFlow Serving gRPC endpoint (port 8500 by default in TF Serving). ' +
       'Tasks of this worker that name the same target (and TLS settings) share one gRPC channel.',
-    validate: (value) =>
-      /^\S+$/.test(String(value)) ? undefined : `"${String(value)}" is not host:port, e.g. 127.0.0.1:8500`,
+    validate: (value) => targetProblem(String(value)),
   },
   {
     name: 'tfserving.deadline.ms',
@@ -147,9 +161,14 @@ const KEYS: ConfigKey[] = [
     importance: 'medium',
     group: SERVER,
     displayName: 'TLS',
-    dependents: ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'],
+    dependents: [
+      'tfserving.tls.ca.file',
+      'tfserving.tls.cert.file',
+      'tfserving.tls.key.file',
+      'tfserving.tls.server.name',
+    ],
     documentation:
-      "Connect with TLS. Without `tfserving.tls.ca.file` the system's root certificates are trusted.",
+      'Connect with TLS. Without `tfserving.tls.ca.file` the root certificates built into Node.js are trusted.',
   },
   {
     name: 'tfserving.tls.ca.file',
@@ -177,6 +196,18 @@ const KEYS: ConfigKey[] = [
     group: SERVER,
     displayName: 'TLS client key file',
     documentation: 'PEM private key of `tfserving.tls.cert.file`.',
+  },
+  {
+    name: 'tfserving.tls.server.name',
+    type: 'string',
+    default: null,
+    importance: 'low',
+    group: SERVER,
+    displayName: 'TLS server name',
+    documentation:
+      'The name the model server certificate must hold when it is not the host of `tfserving.target` (a target ' +
+      'given as an IP address, or a load balancer name); also sent as the TLS server name (SNI). Needs ' +
+      '`tfserving.tls.enable=true`.',
   },
   {
     name: 'tfserving.max.send.message.bytes',
@@ -276,8 +307,24 @@ const KEYS: ConfigKey[] = [
       'tensor of the signature not listed here reads the top-level field of the same name. Avro int/long/float/' +
       'double/boolean/string/bytes (and enum/fixed) feed the matching DT_* (numbers feed any numeric dtype, ' +
       'integers are range-checked), an array adds a dimension; a nullable union is accepted and a null value ' +
-      'fails only that record (MODEL_INPUT_MISSING).',
+      'fails only that record (MODEL_INPUT_MISSING). A record whose writer schema cannot feed an input (the field ' +
+      'is missing, or has a type the dtype cannot take: a string for a number, a decimal, a record or map) fails ' +
+      'alone too (MODEL_INPUT_SCHEMA_MISMATCH); each writer schema is judged once, at its first record.',
     validate: (value) => joinProblems(inputMappingProblems(asList(value))),
+  },
+  {
+    name: 'input.nonfinite.policy',
+    type: 'string',
+    default: 'dead-letter',
+    validValues: ['dead-letter', 'pass'],
+    importance: 'low',
+    group: INPUT,
+    displayName: 'Non-finite floats',
+    documentation:
+      'What a NaN or an infinity in a value feeding a floating-point input (DT_FLOAT, DT_DOUBLE, DT_HALF, ' +
+      'DT_BFLOAT16) does: `dead-letter` fails that record (MODEL_INPUT_NOT_FINITE; most models answer NaN for ' +
+      "it, or poison a whole batch), `pass` sends it to the model as is. A finite value beyond the dtype's " +
+      'largest finite value always fails its record (MODEL_INPUT_TYPE_MISMATCH).',
   },
   {
     name: 'input.file.fields',
@@ -286,9 +333,17 @@ const KEYS: ConfigKey[] = [
     importance: 'low',
     group: INPUT,
     displayName: 'File path fields',
+    dependents: [
+      'input.file.base.dir',
+      'input.file.max.bytes',
+      'input.file.read.timeout.ms',
+      'input.file.max.concurrent.reads',
+    ],
     documentation:
       'Field paths whose string value is the path of a file whose bytes feed the (DT_STRING) tensor instead, e.g. an ' +
-      'image path. A file that cannot be read fails only that record (MODEL_INPUT_MISSING).',
+      'image path. Needs `input.file.base.dir`. A file that cannot be read fails only that record ' +
+      '(MODEL_INPUT_MISSING); one outside the base directory, not a regular file (a directory, FIFO or device), ' +
+      'larger than `input.file.max.bytes` or slower than `input.file.read.timeout.ms` too (MODEL_INPUT_FILE_REFUSED).',
     validate: (value) => {
       const bad = asList(value).filter((path) => !FIELD_PATH.test(path));
       return bad.length > 0
@@ -304,8 +359,50 @@ const KEYS: ConfigKey[] = [
     group: INPUT,
     displayName: 'File base directory',
     documentation:
-      'With `input.file.fields`: relative paths are resolved against this directory and paths outside it are refused ' +
-      '(the record fails). Empty: paths are used as given (relative to the working directory), any readable file.',
+      'The directory the files named by `input.file.fields` must be in; required with `input.file.fields`. A ' +
+      'relative path in a record resolves against it; a path that leads outside it (`..`, an absolute path ' +
+      'elsewhere, a symlink whose target is elsewhere) fails the record (MODEL_INPUT_FILE_REFUSED). The task ' +
+      'fails at start when it is not an existing directory.',
+  },
+  {
+    name: 'input.file.max.bytes',
+    type: 'int',
+    default: 16 * MiB,
+    min: 1,
+    importance: 'low',
+    group: INPUT,
+    displayName: 'Max file size',
+    documentation:
+      'Largest file (bytes) a record may name with `input.file.fields`: its size is checked before reading and ' +
+      'no more than this is read, so a larger file (or one that grows while read) fails only its record. At most ' +
+      '`tfserving.max.send.message.bytes`.',
+  },
+  {
+    name: 'input.file.read.timeout.ms',
+    type: 'int',
+    default: 5000,
+    min: 1,
+    importance: 'low',
+    group: INPUT,
+    displayName: 'File read timeout',
+    documentation:
+      'How long (ms) reading one file named by `input.file.fields` may take, waiting for a read slot included; a ' +
+      'slower read (a hung network file system) fails only its record.',
+  },
+  {
+    name: 'input.file.max.concurrent.reads',
+    type: 'int',
+    default: 2,
+    min: 1,
+    max: 64,
+    importance: 'low',
+    group: INPUT,
+    displayName: 'Max concurrent file reads',
+    documentation:
+      'Most files a task reads at once for `input.file.fields` (files are read only when the rate limiter has room, ' +
+      'so a slow model also slows reading). A read that times out keeps its slot until the file system answers: ' +
+      'keep this below the libuv thread pool size (`UV_THREADPOOL_SIZE`, 4 by default) so stuck reads cannot ' +
+      'starve the worker of threads.',
   },
   // ----------------------------------------------------------------------------- outputs
   {
@@ -500,12 +597,16 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
       'tfserving.tls.ca.file',
       'tfserving.tls.cert.file',
       'tfserving.tls.key.file',
+      'tfserving.tls.server.name',
     ],
     check: (values) =>
       values.get('tfserving.tls.enable') !== true &&
-      ['tfserving.tls.ca.file', 'tfserving.tls.cert.file', 'tfserving.tls.key.file'].some(
-        (k) => str(values, k) !== undefined,
-      )
+      [
+        'tfserving.tls.ca.file',
+        'tfserving.tls.cert.file',
+        'tfserving.tls.key.file',
+        'tfserving.tls.server.name',
+      ].some((k) => str(values, k) !== undefined)
         ? 'TLS files are set but tfserving.tls.enable is false: set tfserving.tls.enable=true or remove them'
         : undefined,
   },
@@ -514,6 +615,20 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
     check: (values) =>
       Number(values.get('batch.max.bytes')) > Number(values.get('tfserving.max.send.message.bytes'))
         ? 'batch.max.bytes exceeds tfserving.max.send.message.bytes, so full batches would be refused by gRPC: lower it or raise the message limit'
+        : undefined,
+  },
+  {
+    keys: ['input.file.base.dir', 'input.file.fields'],
+    check: (values) =>
+      asList(values.get('input.file.fields')).length > 0 && str(values, 'input.file.base.dir') === undefined
+        ? 'input.file.fields is set, so input.file.base.dir is required: set it to the directory holding the files records name (paths outside it are refused)'
+        : undefined,
+  },
+  {
+    keys: ['input.file.max.bytes', 'tfserving.max.send.message.bytes'],
+    check: (values) =>
+      Number(values.get('input.file.max.bytes')) > Number(values.get('tfserving.max.send.message.bytes'))
+        ? 'input.file.max.bytes exceeds tfserving.max.send.message.bytes, so a file of the allowed size could never be sent: lower it or raise the message limit'
         : undefined,
   },
   {
@@ -547,14 +662,17 @@ export interface InferenceSettings {
   model: ModelSpec & { signatureName: string };
   deadlineMs: number;
   startupTimeoutMs: number;
-  tls: false | { caFile?: string; certFile?: string; keyFile?: string };
+  tls: false | { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
   maxSendMessageBytes: number;
   maxReceiveMessageBytes: number;
   statusPolicy: StatusPolicy;
   /** tensor alias -> field path (dotted). */
   inputMapping: Map<string, string>;
   inputFileFields: Set<string>;
-  inputFileBaseDir: string | undefined;
+  /** How files named by `inputFileFields` are read; undefined when there are none. */
+  inputFile:
+    { baseDir: string; maxBytes: number; readTimeoutMs: number; maxConcurrentReads: number } | undefined;
+  inputNonFinitePolicy: NonFinitePolicy;
   /** tensor alias -> field name; undefined means every output under its own name. */
   outputFields: Map<string, string> | undefined;
   metadataFields: MetadataField[];
@@ -592,6 +710,9 @@ export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
           ...(tlsFile('tfserving.tls.ca.file') ? { caFile: tlsFile('tfserving.tls.ca.file')! } : {}),
           ...(tlsFile('tfserving.tls.cert.file') ? { certFile: tlsFile('tfserving.tls.cert.file')! } : {}),
           ...(tlsFile('tfserving.tls.key.file') ? { keyFile: tlsFile('tfserving.tls.key.file')! } : {}),
+          ...(tlsFile('tfserving.tls.server.name')
+            ? { serverName: tlsFile('tfserving.tls.server.name')! }
+            : {}),
         }
       : false,
     maxSendMessageBytes: config.getNumber('tfserving.max.send.message.bytes'),
@@ -601,7 +722,16 @@ export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
       parsePairs(config.getList('input.mapping'), '').pairs.map((p) => [p.left, p.right]),
     ),
     inputFileFields: new Set(config.getList('input.file.fields')),
-    inputFileBaseDir: config.getOptionalString('input.file.base.dir'),
+    inputFile:
+      config.getList('input.file.fields').length === 0
+        ? undefined
+        : {
+            baseDir: config.getString('input.file.base.dir'),
+            maxBytes: config.getNumber('input.file.max.bytes'),
+            readTimeoutMs: config.getNumber('input.file.read.timeout.ms'),
+            maxConcurrentReads: config.getNumber('input.file.max.concurrent.reads'),
+          },
+    inputNonFinitePolicy: config.getString('input.nonfinite.policy') as NonFinitePolicy,
     outputFields:
       outputEntries.length === 0
         ? undefined

@@ -1,9 +1,11 @@
 // The TFServingInference task: scores each record with a TensorFlow Serving model and writes it,
 // with the model's outputs added, to `output.topic`.
 //
-//   process(records) -> input plan of the record's writer schema (cached per schema id)
-//     -> rows (a bad field fails only its record) -> [file inputs read]
-//     -> wait for room in the rate limiter (backpressure) -> batcher (rows of concurrent calls packed
+//   process(records) -> verdict on the record's writer schema (cached per schema id): its input plan,
+//        or the RecordError every record of a schema that cannot feed the model fails with
+//     -> rows (a bad field fails only its record)
+//     -> wait for room in the rate limiter (backpressure) -> [file inputs read, file-input.ts]
+//     -> batcher (rows of concurrent calls packed
 //        into requests) -> rate limiter (p-queue) -> circuit breaker (opossum) -> gRPC Predict
 //     -> outputs split by position -> output records with the derived output schema.
 //
@@ -36,6 +38,7 @@ import { sharedClients, type ClientConnector, type ClientLease, type TFServingAp
 import { readInferenceSettings, type InferenceSettings } from './config.js';
 import { Batcher } from './batcher.js';
 import { TFServingCallError, type ModelSpec, type PredictResult } from './grpc-client.js';
+import { FileInputReader } from './file-input.js';
 import type { InputRow } from './input-mapping.js';
 import { InferenceMetrics } from './metrics.js';
 import { ModelMetadataReader } from './model-metadata.js';
@@ -51,7 +54,7 @@ export interface InferenceTaskDependencies {
   connect?: ClientConnector;
   /** Sleeps between start-up attempts; resolves false when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<boolean>;
-  /** Timer for the batcher's wait; default setTimeout. */
+  /** Timer for the batcher's wait and file read timeouts; default setTimeout. */
   setTimer?: (fn: () => void, ms: number) => () => void;
 }
 
@@ -86,6 +89,8 @@ interface Running {
   breaker: ModelCircuitBreaker;
   batcher: Batcher<PendingRow, RowResult>;
   metrics: InferenceMetrics;
+  /** Reads the files records name (input.file.fields); undefined without file fields. */
+  files: FileInputReader | undefined;
   stopRoomListener: () => void;
 }
 
@@ -222,6 +227,15 @@ export class TFServingInferenceTask implements ProcessorTask {
         onBatch: (rows) => metrics.batch(rows),
         onBisect: () => metrics.bisected(),
       });
+      let files: FileInputReader | undefined;
+      if (settings.inputFile !== undefined) {
+        files = new FileInputReader({
+          ...settings.inputFile,
+          timeoutMs: settings.inputFile.readTimeoutMs,
+          ...(this.deps.setTimer ? { setTimer: this.deps.setTimer } : {}),
+        });
+        await files.start();
+      }
       const stopRoomListener = limiter.onRoom(() => batcher.pump());
       this.running = {
         lease,
@@ -231,6 +245,7 @@ export class TFServingInferenceTask implements ProcessorTask {
         breaker,
         batcher,
         metrics,
+        files,
         stopRoomListener,
       };
       context.logger.info(
@@ -325,6 +340,10 @@ export class TFServingInferenceTask implements ProcessorTask {
         continue;
       }
       const writerPlan = this.planFor(record, plan);
+      if (writerPlan instanceof RecordError) {
+        results[i] = writerPlan;
+        continue;
+      }
       const input = writerPlan.input.extract(record.value);
       if (input instanceof RecordError) {
         results[i] = input;
@@ -333,10 +352,16 @@ export class TFServingInferenceTask implements ProcessorTask {
       rows.push({ value: record.value, writer: record.valueSchema!, plan: writerPlan, input });
       positions.push(i);
     }
+    if (rows.length === 0) return results;
 
-    if (this.settings.inputFileFields.size > 0 && rows.length > 0) {
+    // Files are read only when the model can take more work, so a slow model slows reading too.
+    await running.limiter.waitForRoom(signal);
+    const files = running.files;
+    if (files !== undefined) {
       const read = await Promise.all(
-        rows.map((row) => row.plan.input.readFiles(row.input, this.settings.inputFileBaseDir)),
+        rows.map((row) =>
+          row.plan.input.readsFiles ? row.plan.input.readFiles(row.input, files) : row.input,
+        ),
       );
       const keep: number[] = [];
       read.forEach((r, k) => {
@@ -345,16 +370,14 @@ export class TFServingInferenceTask implements ProcessorTask {
       });
       rows = keep.map((k) => ({ ...rows[k]!, input: read[k] as InputRow }));
       positions = keep.map((k) => positions[k]!);
+      if (rows.length === 0) return results;
     }
 
-    if (rows.length > 0) {
-      await running.limiter.waitForRoom(signal);
-      const scored = await running.batcher.submit(rows, signal);
-      for (let k = 0; k < rows.length; k++) {
-        const i = positions[k]!;
-        const result = scored[k]!;
-        results[i] = result instanceof RecordError ? result : [this.output(records[i]!, result)];
-      }
+    const scored = await running.batcher.submit(rows, signal);
+    for (let k = 0; k < rows.length; k++) {
+      const i = positions[k]!;
+      const result = scored[k]!;
+      results[i] = result instanceof RecordError ? result : [this.output(records[i]!, result)];
     }
     return results;
   }
@@ -387,7 +410,8 @@ export class TFServingInferenceTask implements ProcessorTask {
     return context;
   }
 
-  private planFor(record: ConnectRecord, plan: ModelPlan): WriterPlan {
+  /** The verdict on the record's writer schema: judged at its first record, then cached. */
+  private planFor(record: ConnectRecord, plan: ModelPlan): WriterPlan | RecordError {
     const writer = record.valueSchema;
     if (writer === undefined) {
       throw new FatalError(
@@ -397,10 +421,16 @@ export class TFServingInferenceTask implements ProcessorTask {
         { stage: 'TASK_PROCESS' },
       );
     }
-    const known = plan.writerCount;
+    const known = plan.knows(writer.id);
     const writerPlan = plan.writerPlan(writer, this.recordContext());
-    if (plan.writerCount > known)
-      this.context.logger.info({ schemaId: writer.id }, 'new input schema: output schema derived');
+    if (!known) {
+      if (writerPlan instanceof RecordError)
+        this.context.logger.warn(
+          { schemaId: writer.id, error: writerPlan.message },
+          'records of this input schema cannot feed the model: each is a bad record',
+        );
+      else this.context.logger.info({ schemaId: writer.id }, 'new input schema: output schema derived');
+    }
     return writerPlan;
   }
 
@@ -561,9 +591,14 @@ export class TFServingInferenceTask implements ProcessorTask {
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const writerPlan = plan.writerPlan(row.writer, this.recordContext());
+      if (writerPlan instanceof RecordError) {
+        results[i] = writerPlan;
+        continue;
+      }
       let input = writerPlan.input.extract(row.value);
-      if (!(input instanceof RecordError) && this.settings.inputFileFields.size > 0)
-        input = await writerPlan.input.readFiles(input, this.settings.inputFileBaseDir);
+      const files = this.running?.files;
+      if (!(input instanceof RecordError) && files !== undefined && writerPlan.input.readsFiles)
+        input = await writerPlan.input.readFiles(input, files);
       if (input instanceof RecordError) {
         results[i] = input;
         continue;

@@ -6,26 +6,38 @@
 //    scalar, an unsupported dtype), fails the task here.
 // 2. At the first record of each writer schema, `compileInputPlan` checks every bound field against
 //    that schema: the path must exist and its Avro type must be able to feed the tensor's dtype with
-//    the tensor's rank (arrays add a dimension; nullable unions are fine). A schema that can never
-//    feed a tensor fails the task (FatalError SCHEMA_INCOMPATIBLE): every record written with it
-//    would fail, which is a producer or mapping problem, not a bad record. The plan is cached per
-//    schema id by the task.
+//    the tensor's rank (arrays add a dimension; nullable unions are fine). The verdict is an
+//    InputPlan, or a RecordError (MODEL_INPUT_SCHEMA_MISMATCH) naming every field that cannot feed
+//    its tensor with the expected and actual types. Any producer can write any registered schema
+//    into a topic, so a schema that can never feed the model makes each of its records a bad record
+//    (dead-lettered with errors.tolerance=all), never a failed task. The task caches the verdict per
+//    schema id, so the check costs once per schema, not per record.
 //
-// Per record, `InputPlan.extract` reads the values; a null value (MODEL_INPUT_MISSING) or a value of
-// the wrong JS type or range (MODEL_INPUT_TYPE_MISMATCH) fails only that record, with a message and
-// dead-letter context naming the field and the tensor.
+// Per record, `InputPlan.extract` reads the values; each bad value fails only its record, with a
+// message and dead-letter context naming the field, the tensor, the expected and the actual type:
+// a null (MODEL_INPUT_MISSING), a value of the wrong JS type, an integer outside the dtype's range,
+// a float beyond the dtype's largest finite value, an enum symbol the schema does not list, nested
+// arrays of uneven lengths (MODEL_INPUT_TYPE_MISMATCH), NaN or an infinity in a float input unless
+// input.nonfinite.policy=pass (MODEL_INPUT_NOT_FINITE).
 //
-// Which Avro types feed which dtype (per element; the JS value is checked per record too):
+// Which Avro types feed which dtype (per element; the JS value is checked per record too; ranges
+// come from tensor-codec.ts's DATA_TYPE_VALUES):
 //   integer dtypes (DT_INT8..DT_INT64, DT_UINT8..DT_UINT64): int, long (range-checked)
 //   floating dtypes (DT_FLOAT, DT_DOUBLE, DT_HALF, DT_BFLOAT16): int, long, float, double
 //   DT_BOOL: boolean
 //   DT_STRING: string (UTF-8), bytes, enum (the symbol), fixed
-import { readFile } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+// Logical types feed as their underlying type, except decimal and duration (their bytes are
+// neither a number nor text). Records and maps feed nothing.
 import type { Type as AvroType } from 'avsc';
 import { FatalError, RecordError } from '../../runtime/api.js';
+import { isFileRefusal, type FileInputReader } from './file-input.js';
 import type { TensorSpec } from './grpc-client.js';
-import { dataTypeName, type SupportedDataTypeName, type TensorValue } from './tensor-codec.js';
+import {
+  dataTypeName,
+  dataTypeValues,
+  type SupportedDataTypeName,
+  type TensorValue,
+} from './tensor-codec.js';
 
 /** A signature input bound to a record field, decided once at start. */
 export interface InputBinding {
@@ -54,18 +66,6 @@ export interface InputRow {
 /** Dead-letter / log context of every error about a record's inputs. */
 export type ErrorContext = Record<string, string | number | undefined>;
 
-const INTEGER_RANGES: Partial<Record<SupportedDataTypeName, [number, number]>> = {
-  DT_INT8: [-0x80, 0x7f],
-  DT_INT16: [-0x8000, 0x7fff],
-  DT_INT32: [-0x80000000, 0x7fffffff],
-  DT_INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  DT_UINT8: [0, 0xff],
-  DT_UINT16: [0, 0xffff],
-  DT_UINT32: [0, 0xffffffff],
-  DT_UINT64: [0, Number.MAX_SAFE_INTEGER],
-};
-const FLOATING = new Set<string>(['DT_FLOAT', 'DT_DOUBLE', 'DT_HALF', 'DT_BFLOAT16']);
-const SUPPORTED = new Set<string>([...Object.keys(INTEGER_RANGES), ...FLOATING, 'DT_BOOL', 'DT_STRING']);
 const ELEMENT_BYTES: Partial<Record<SupportedDataTypeName, number>> = {
   DT_INT8: 2,
   DT_INT16: 3,
@@ -82,12 +82,41 @@ const ELEMENT_BYTES: Partial<Record<SupportedDataTypeName, number>> = {
   DT_BOOL: 1,
 };
 
+/** What `input.nonfinite.policy` does with NaN and infinities in float inputs. */
+export type NonFinitePolicy = 'dead-letter' | 'pass';
+
+export interface InputPlanOptions {
+  nonFinite: NonFinitePolicy;
+}
+
 /** Whether Avro `kind` (a primitive, enum or fixed) can feed `dtype`. */
 export function avroKindFeeds(kind: string, dtype: SupportedDataTypeName): boolean {
-  if (INTEGER_RANGES[dtype] !== undefined) return kind === 'int' || kind === 'long';
-  if (FLOATING.has(dtype)) return kind === 'int' || kind === 'long' || kind === 'float' || kind === 'double';
-  if (dtype === 'DT_BOOL') return kind === 'boolean';
-  return kind === 'string' || kind === 'bytes' || kind === 'enum' || kind === 'fixed';
+  switch (dataTypeValues(dtype)?.kind) {
+    case 'integer':
+      return kind === 'int' || kind === 'long';
+    case 'floating':
+      return kind === 'int' || kind === 'long' || kind === 'float' || kind === 'double';
+    case 'bool':
+      return kind === 'boolean';
+    case 'string':
+      return kind === 'string' || kind === 'bytes' || kind === 'enum' || kind === 'fixed';
+    default:
+      return false;
+  }
+}
+
+/** What a binding's tensor takes, for messages and the `expected.type` dead-letter header. */
+function expectedOf(binding: InputBinding): string {
+  const values = dataTypeValues(binding.dtype);
+  const avro =
+    values?.kind === 'integer'
+      ? 'Avro int or long'
+      : values?.kind === 'floating'
+        ? 'Avro int, long, float or double'
+        : values?.kind === 'bool'
+          ? 'Avro boolean'
+          : 'Avro string, bytes, enum or fixed';
+  return `${binding.dtype}${binding.shape ? ` [${binding.shape.join(', ')}]` : ''} (${avro})`;
 }
 
 // --------------------------------------------------------------------------------- step 1
@@ -124,7 +153,7 @@ export function bindInputs(
       problems.push(`input "${tensor}" is a ${spec.encoding} tensor; only dense inputs can be fed`);
       continue;
     }
-    if (!SUPPORTED.has(dtype)) {
+    if (dataTypeValues(dtype) === undefined) {
       problems.push(`input "${tensor}" has dtype ${dtype}, which the connector cannot feed`);
       continue;
     }
@@ -155,7 +184,8 @@ export function bindInputs(
 
 // --------------------------------------------------------------------------------- step 2
 
-type Problem = { kind: 'missing' | 'mismatch'; detail: string };
+/** Why a value cannot feed its tensor; `actual` is a short description for `actual.type`. */
+type Problem = { kind: 'missing' | 'mismatch' | 'nonfinite'; detail: string; actual: string };
 /** Reads one (possibly nested) value into `out`, recording array lengths per level in `dims`. */
 type ValueReader = (value: unknown, out: TensorValue[], dims: number[], level: number) => Problem | undefined;
 interface Compiled {
@@ -164,8 +194,8 @@ interface Compiled {
   depth: number;
 }
 
-const missing = (detail: string): Problem => ({ kind: 'missing', detail });
-const mismatch = (detail: string): Problem => ({ kind: 'mismatch', detail });
+const missing = (detail: string): Problem => ({ kind: 'missing', detail, actual: 'null' });
+const mismatch = (detail: string, actual: string): Problem => ({ kind: 'mismatch', detail, actual });
 
 interface UnionLike {
   types: AvroType[];
@@ -176,6 +206,7 @@ interface RecordLike {
 
 function describeJs(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
   if (Buffer.isBuffer(value)) return `bytes (${value.length})`;
   if (Array.isArray(value)) return `an array (${value.length})`;
   if (typeof value === 'string')
@@ -184,42 +215,127 @@ function describeJs(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-function leafReader(dtype: SupportedDataTypeName): ValueReader {
-  const range = INTEGER_RANGES[dtype];
-  if (range !== undefined) {
-    const [min, max] = range;
-    return (value, out) => {
-      if (typeof value !== 'number' || !Number.isInteger(value)) return mismatch(`got ${describeJs(value)}`);
-      if (value < min || value > max)
-        return mismatch(`${value} is outside ${dtype}'s range [${min}, ${max}]`);
-      out.push(value);
-      return undefined;
-    };
-  }
-  if (FLOATING.has(dtype)) {
-    return (value, out) => {
-      if (typeof value !== 'number') return mismatch(`got ${describeJs(value)}`);
-      out.push(value);
-      return undefined;
-    };
-  }
-  if (dtype === 'DT_BOOL') {
-    return (value, out) => {
-      if (typeof value !== 'boolean') return mismatch(`got ${describeJs(value)}`);
-      out.push(value);
-      return undefined;
-    };
-  }
-  return (value, out) => {
-    if (typeof value !== 'string' && !(value instanceof Uint8Array))
-      return mismatch(`got ${describeJs(value)}`);
-    out.push(value);
-    return undefined;
-  };
+/** The JS kind of a decoded value, for `actual.type`. */
+function kindOfJs(value: unknown): string {
+  if (value === null) return 'null';
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'object') return 'record';
+  return typeof value;
 }
 
-function compileType(type: AvroType, dtype: SupportedDataTypeName): Compiled | string {
+/** The Avro type of a field in a few words, for messages and `actual.type`. */
+export function describeAvro(type: AvroType): string {
+  const t = type as AvroType & {
+    itemsType?: AvroType;
+    valuesType?: AvroType;
+    types?: AvroType[];
+    underlyingType?: AvroType;
+  };
+  const name = t.typeName;
+  if (name === 'array') return `array<${describeAvro(t.itemsType!)}>`;
+  if (name === 'map') return `map<${describeAvro(t.valuesType!)}>`;
+  if (name === 'union:wrapped' || name === 'union:unwrapped')
+    return `union [${(t.types ?? []).map(describeAvro).join(', ')}]`;
+  if (name.startsWith('logical:'))
+    return `${describeAvro(t.underlyingType!)} with logicalType ${name.slice('logical:'.length)}`;
+  if (name === 'record' || name === 'error' || name === 'enum' || name === 'fixed')
+    return t.name !== undefined ? `${name} ${t.name}` : name;
+  return name;
+}
+
+function leafReader(
+  dtype: SupportedDataTypeName,
+  avroKind: string,
+  type: AvroType,
+  options: InputPlanOptions,
+): ValueReader {
+  const values = dataTypeValues(dtype)!;
+  switch (values.kind) {
+    case 'integer': {
+      const { min, max } = values;
+      return (value, out) => {
+        if (typeof value !== 'number' || !Number.isInteger(value))
+          return mismatch(`got ${describeJs(value)}`, kindOfJs(value));
+        if (value < min || value > max)
+          return mismatch(`${value} is outside ${dtype}'s range [${min}, ${max}]`, `${avroKind} ${value}`);
+        out.push(value);
+        return undefined;
+      };
+    }
+    case 'floating': {
+      const { maxFinite } = values;
+      const pass = options.nonFinite === 'pass';
+      return (value, out) => {
+        if (typeof value !== 'number') return mismatch(`got ${describeJs(value)}`, kindOfJs(value));
+        if (!Number.isFinite(value)) {
+          if (!pass) {
+            return {
+              kind: 'nonfinite',
+              detail: `${value} is not a finite number (input.nonfinite.policy=dead-letter; set it to pass if the model takes NaN and infinities)`,
+              actual: `${avroKind} ${value}`,
+            };
+          }
+        } else if (value > maxFinite || value < -maxFinite) {
+          return mismatch(
+            `${value} is beyond ${dtype}'s largest finite value ±${maxFinite}`,
+            `${avroKind} ${value}`,
+          );
+        }
+        out.push(value);
+        return undefined;
+      };
+    }
+    case 'bool':
+      return (value, out) => {
+        if (typeof value !== 'boolean') return mismatch(`got ${describeJs(value)}`, kindOfJs(value));
+        out.push(value);
+        return undefined;
+      };
+    case 'string': {
+      if (avroKind === 'enum') {
+        const symbols = new Set((type as unknown as { symbols: string[] }).symbols);
+        const enumName = type.name ?? 'enum';
+        return (value, out) => {
+          if (typeof value !== 'string' || !symbols.has(value))
+            return mismatch(
+              `${describeJs(value)} is not a symbol of ${enumName} (${[...symbols].join(', ')})`,
+              `enum ${enumName} symbol ${typeof value === 'string' ? value : kindOfJs(value)}`,
+            );
+          out.push(value);
+          return undefined;
+        };
+      }
+      return (value, out) => {
+        if (typeof value !== 'string' && !(value instanceof Uint8Array))
+          return mismatch(`got ${describeJs(value)}`, kindOfJs(value));
+        out.push(value);
+        return undefined;
+      };
+    }
+  }
+}
+
+/** Logical types whose values are not what their underlying type says (no tensor takes them as is). */
+const OPAQUE_LOGICAL_TYPES: Readonly<Record<string, string>> = {
+  decimal:
+    "a decimal's bytes are an unscaled two's-complement integer, neither a number nor text; have the producer write a double or a string",
+  duration: "a duration's 12 bytes are three little-endian counts; have the producer write a number",
+};
+
+function compileType(
+  type: AvroType,
+  dtype: SupportedDataTypeName,
+  options: InputPlanOptions,
+): Compiled | string {
   const typeName = type.typeName;
+  if (typeName.startsWith('logical:')) {
+    const logical = typeName.slice('logical:'.length);
+    const why = OPAQUE_LOGICAL_TYPES[logical];
+    if (why !== undefined) return `Avro ${describeAvro(type)} cannot feed ${dtype}: ${why}`;
+    return compileType((type as unknown as { underlyingType: AvroType }).underlyingType, dtype, options);
+  }
   if (typeName === 'union:wrapped' || typeName === 'union:unwrapped') {
     const branches = (type as unknown as UnionLike).types;
     const nullable = branches.some((b) => b.typeName === 'null');
@@ -227,7 +343,7 @@ function compileType(type: AvroType, dtype: SupportedDataTypeName): Compiled | s
     const reasons: string[] = [];
     for (const branch of branches) {
       if (branch.typeName === 'null') continue;
-      const compiled = compileType(branch, dtype);
+      const compiled = compileType(branch, dtype, options);
       const key = (branch as unknown as { branchName?: string }).branchName ?? branch.typeName;
       if (typeof compiled === 'string') reasons.push(compiled);
       else usable.push({ key, compiled });
@@ -243,10 +359,14 @@ function compileType(type: AvroType, dtype: SupportedDataTypeName): Compiled | s
         depth,
         read: (value, out, dims, level) => {
           if (value === null || value === undefined)
-            return nullable ? missing('it is null') : mismatch('got null');
+            return nullable ? missing('it is null') : mismatch('got null', 'null');
           const key = Object.keys(value)[0] ?? '';
           const read = byKey.get(key);
-          if (read === undefined) return mismatch(`got a ${key} value, which cannot feed ${dtype}`);
+          if (read === undefined)
+            return mismatch(
+              `got ${describeJs((value as Record<string, unknown>)[key])} as a ${key}, which cannot feed ${dtype}`,
+              key,
+            );
           return read((value as Record<string, unknown>)[key], out, dims, level);
         },
       };
@@ -256,36 +376,42 @@ function compileType(type: AvroType, dtype: SupportedDataTypeName): Compiled | s
       depth,
       read: (value, out, dims, level) => {
         if (value === null || value === undefined)
-          return nullable ? missing('it is null') : mismatch('got null');
+          return nullable ? missing('it is null') : mismatch('got null', 'null');
         return read(value, out, dims, level);
       },
     };
   }
   if (typeName === 'array') {
-    const items = compileType((type as unknown as { itemsType: AvroType }).itemsType, dtype);
+    const items = compileType((type as unknown as { itemsType: AvroType }).itemsType, dtype, options);
     if (typeof items === 'string') return `its items: ${items}`;
     const readItem = items.read;
     return {
       depth: items.depth + 1,
       read: (value, out, dims, level) => {
-        if (!Array.isArray(value)) return mismatch(`got ${describeJs(value)} where an array belongs`);
+        if (!Array.isArray(value))
+          return mismatch(`got ${describeJs(value)} where an array belongs`, kindOfJs(value));
         const seen = dims[level];
         if (seen === undefined) dims[level] = value.length;
         else if (seen !== value.length)
-          return mismatch(`its nested arrays have different lengths (${seen} and ${value.length})`);
+          return mismatch(
+            `its nested arrays have different lengths (${seen} and ${value.length}), so they do not make a tensor`,
+            'ragged arrays',
+          );
         for (let i = 0; i < value.length; i++) {
           const problem = readItem(value[i], out, dims, level + 1);
-          if (problem) return { kind: problem.kind, detail: `element ${i}: ${problem.detail}` };
+          if (problem) return { ...problem, detail: `element ${i}: ${problem.detail}` };
         }
         return undefined;
       },
     };
   }
   if (['int', 'long', 'float', 'double', 'boolean', 'string', 'bytes', 'enum', 'fixed'].includes(typeName)) {
-    if (!avroKindFeeds(typeName, dtype)) return `Avro ${typeName} cannot feed ${dtype}`;
-    return { depth: 0, read: leafReader(dtype) };
+    if (!avroKindFeeds(typeName, dtype)) return `Avro ${describeAvro(type)} cannot feed ${dtype}`;
+    return { depth: 0, read: leafReader(dtype, typeName, type, options) };
   }
-  return `Avro ${typeName} cannot feed a tensor`;
+  if (typeName === 'record' || typeName === 'error' || typeName === 'map')
+    return `Avro ${describeAvro(type)} cannot feed a tensor: map the input to one of its fields (input.mapping=tensor=field.path) or to an array of numbers`;
+  return `Avro ${describeAvro(type)} cannot feed a tensor`;
 }
 
 interface PathStep {
@@ -300,7 +426,7 @@ interface PathStep {
 function resolvePath(
   root: AvroType,
   path: readonly string[],
-): { steps: PathStep[]; type: AvroType } | string {
+): { steps: PathStep[]; type: AvroType } | { problem: string; actual: string } {
   const steps: PathStep[] = [];
   let current: AvroType = root;
   for (let i = 0; i < path.length; i++) {
@@ -315,7 +441,10 @@ function resolvePath(
         records.length !== 1 ||
         branches.length - records.length > (branches.some((b) => b.typeName === 'null') ? 1 : 0)
       )
-        return `${here} is a union that is not a nullable record, so "${name}" cannot be looked up in it`;
+        return {
+          problem: `${here} is a union that is not a nullable record, so "${name}" cannot be looked up in it`,
+          actual: describeAvro(current),
+        };
       nullable = branches.some((b) => b.typeName === 'null');
       if (current.typeName === 'union:wrapped')
         wrappedKey =
@@ -323,9 +452,13 @@ function resolvePath(
       current = records[0]!;
     }
     if (current.typeName !== 'record')
-      return `${here} is an Avro ${current.typeName}, not a record with field "${name}"`;
+      return {
+        problem: `${here} is an Avro ${describeAvro(current)}, not a record with field "${name}"`,
+        actual: describeAvro(current),
+      };
     const field = (current as unknown as RecordLike).field(name);
-    if (field === undefined) return `${i === 0 ? 'the record' : here} has no field "${name}"`;
+    if (field === undefined)
+      return { problem: `${i === 0 ? 'the record' : here} has no field "${name}"`, actual: 'no such field' };
     steps.push({ name, nullable, wrappedKey });
     current = field.type;
   }
@@ -345,12 +478,16 @@ interface CompiledBinding {
 /** How the records of one writer schema feed the model. */
 export class InputPlan {
   private readonly scalar: boolean;
+  /** Bindings whose values are file paths to read (input.file.fields). */
+  private readonly fileBindings: number[];
 
   constructor(
     private readonly compiled: readonly CompiledBinding[],
+    /** Context of every error about a record's inputs (model, schema id). */
     private readonly errorContext: ErrorContext,
   ) {
     this.scalar = compiled.every((c) => c.depth === 0);
+    this.fileBindings = compiled.flatMap((c, i) => (c.binding.fromFile ? [i] : []));
   }
 
   get bindings(): InputBinding[] {
@@ -388,6 +525,7 @@ export class InputPlan {
               c.binding,
               mismatch(
                 `it has shape [${rowDims.join(', ')}] per record; the input expects [${c.innerShape.join(', ')}]`,
+                `shape [${rowDims.join(', ')}]`,
               ),
             );
           }
@@ -400,57 +538,81 @@ export class InputPlan {
     return { values, dims, bytes, shapeKey: this.scalar ? '' : dims.map((d) => d.join('x')).join('|') };
   }
 
-  /** Bindings whose values are file paths to read (input.file.fields). */
-  get fileBindings(): number[] {
-    const indexes: number[] = [];
-    this.compiled.forEach((c, i) => {
-      if (c.binding.fromFile) indexes.push(i);
-    });
-    return indexes;
+  /** Whether rows of this plan name files to read (input.file.fields). */
+  get readsFiles(): boolean {
+    return this.fileBindings.length > 0;
   }
 
   /**
-   * Replaces the paths in file bindings by the files' bytes. A file that cannot be read (or lies
-   * outside `baseDir`) fails that record only (MODEL_INPUT_MISSING).
+   * Replaces the paths in file bindings by the files' bytes (see file-input.ts for the rules). A
+   * file that cannot be read fails that record only (MODEL_INPUT_MISSING), one the rules refuse too
+   * (MODEL_INPUT_FILE_REFUSED, naming the field, the path and the rule).
    */
-  async readFiles(row: InputRow, baseDir: string | undefined): Promise<InputRow | RecordError> {
+  async readFiles(row: InputRow, reader: FileInputReader): Promise<InputRow | RecordError> {
     let bytes = row.bytes;
+    const values = row.values.slice();
     for (const b of this.fileBindings) {
       const binding = this.compiled[b]!.binding;
-      const values = row.values[b]!;
-      for (let i = 0; i < values.length; i++) {
-        const path = values[i];
+      const paths = values[b]!.slice();
+      for (let i = 0; i < paths.length; i++) {
+        const path = paths[i];
         if (typeof path !== 'string') continue;
-        const resolved = resolveFilePath(path, baseDir);
-        if (resolved === undefined) {
-          return this.problem(
-            binding,
-            missing(`the file "${path}" is outside input.file.base.dir (${baseDir})`),
-          );
-        }
-        try {
-          const content = await readFile(resolved);
-          bytes += content.length - path.length;
-          values[i] = content;
-        } catch (error) {
-          return this.problem(
-            binding,
-            missing(
-              `the file "${path}" cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-            ),
-          );
-        }
+        const content = await reader.read(path);
+        if (isFileRefusal(content)) return this.fileProblem(binding, path, content.rule, content.detail);
+        bytes += content.length - path.length;
+        paths[i] = content;
       }
+      values[b] = paths;
     }
-    return { ...row, bytes };
+    return { ...row, values, bytes };
+  }
+
+  private fileProblem(
+    binding: InputBinding,
+    path: string,
+    rule: string | undefined,
+    detail: string,
+  ): RecordError {
+    const context = {
+      ...this.errorContext,
+      field: binding.field,
+      tensor: binding.tensor,
+      path,
+      ...(rule !== undefined ? { rule } : {}),
+    };
+    if (rule === undefined) {
+      return new RecordError(
+        'MODEL_INPUT_MISSING',
+        `Record has no usable value in field "${binding.field}" for model input "${binding.tensor}": the file "${path}" ${detail}`,
+        { stage: 'TASK_PROCESS', context },
+      );
+    }
+    return new RecordError(
+      'MODEL_INPUT_FILE_REFUSED',
+      `The file "${path}" named by field "${binding.field}" (model input "${binding.tensor}") was refused (${rule}): ${detail}`,
+      { stage: 'TASK_PROCESS', context },
+    );
   }
 
   private problem(binding: InputBinding, problem: Problem): RecordError {
-    const context = { ...this.errorContext, field: binding.field, tensor: binding.tensor };
+    const context = {
+      ...this.errorContext,
+      field: binding.field,
+      tensor: binding.tensor,
+      'expected.type': binding.dtype,
+      'actual.type': problem.actual,
+    };
     if (problem.kind === 'missing') {
       return new RecordError(
         'MODEL_INPUT_MISSING',
-        `Record has no usable value in field "${binding.field}" for model input "${binding.tensor}": ${problem.detail}`,
+        `Record has no usable value in field "${binding.field}" for model input "${binding.tensor}" (${binding.dtype}): ${problem.detail}`,
+        { stage: 'TASK_PROCESS', context },
+      );
+    }
+    if (problem.kind === 'nonfinite') {
+      return new RecordError(
+        'MODEL_INPUT_NOT_FINITE',
+        `Field "${binding.field}" holds a value model input "${binding.tensor}" (${binding.dtype}) does not take: ${problem.detail}`,
         { stage: 'TASK_PROCESS', context },
       );
     }
@@ -468,36 +630,29 @@ function stringBytes(values: readonly TensorValue[]): number {
   return bytes;
 }
 
-function resolveFilePath(path: string, baseDir: string | undefined): string | undefined {
-  if (baseDir === undefined) return path;
-  const resolved = resolve(baseDir, path);
-  const rel = relative(resolve(baseDir), resolved);
-  return rel.startsWith('..') || isAbsolute(rel) ? undefined : resolved;
-}
-
 /**
- * Checks the bindings against a writer schema and compiles the readers. Throws FatalError
- * SCHEMA_INCOMPATIBLE, naming every field that cannot feed its tensor, when the schema can never
- * feed the model.
+ * Checks the bindings against a writer schema and compiles the readers. Returns, instead of a plan,
+ * a RecordError (MODEL_INPUT_SCHEMA_MISMATCH) naming every field that cannot feed its tensor when
+ * records of this schema can never feed the model: each of them is a bad record.
  */
 export function compileInputPlan(
   bindings: readonly InputBinding[],
   writer: { id: number; type: AvroType },
   errorContext: ErrorContext,
-): InputPlan {
-  const problems: string[] = [];
+  options: InputPlanOptions = { nonFinite: 'dead-letter' },
+): InputPlan | RecordError {
+  const problems: Array<{ binding: InputBinding; detail: string; actual: string }> = [];
   const compiled: CompiledBinding[] = [];
-  const schemaName = writer.type.name ?? writer.type.typeName;
   for (const binding of bindings) {
-    const where = `field "${binding.field}" for model input "${binding.tensor}" (${binding.dtype}${binding.shape ? ` [${binding.shape.join(', ')}]` : ''})`;
     const resolved = resolvePath(writer.type, binding.field.split('.'));
-    if (typeof resolved === 'string') {
-      problems.push(`${where}: ${resolved}`);
+    if ('problem' in resolved) {
+      problems.push({ binding, detail: resolved.problem, actual: resolved.actual });
       continue;
     }
-    const type = compileType(resolved.type, binding.dtype);
+    const actual = describeAvro(resolved.type);
+    const type = compileType(resolved.type, binding.dtype, options);
     if (typeof type === 'string') {
-      problems.push(`${where}: ${type}`);
+      problems.push({ binding, detail: type, actual });
       continue;
     }
     if (
@@ -505,17 +660,22 @@ export function compileInputPlan(
       type.depth === 0 &&
       !['string', 'union:unwrapped', 'union:wrapped'].includes(resolved.type.typeName)
     ) {
-      problems.push(
-        `${where}: input.file.fields lists it, so it must hold a path (Avro string), not ${resolved.type.typeName}`,
-      );
+      problems.push({
+        binding,
+        detail: `input.file.fields lists it, so it must hold a path (Avro string), not ${actual}`,
+        actual,
+      });
       continue;
     }
     const expectedDepth = binding.shape === undefined ? undefined : binding.shape.length - 1;
     if (expectedDepth !== undefined && expectedDepth !== type.depth) {
-      problems.push(
-        `${where}: the field has ${type.depth} array level(s), so it gives each record a rank-${type.depth} value; ` +
+      problems.push({
+        binding,
+        detail:
+          `the field has ${type.depth} array level(s), so it gives each record a rank-${type.depth} value; ` +
           `the input takes rank ${expectedDepth} per record (rank ${expectedDepth + 1} with the batch dimension)`,
-      );
+        actual,
+      });
       continue;
     }
     compiled.push({
@@ -527,20 +687,32 @@ export function compileInputPlan(
       elementBytes: ELEMENT_BYTES[binding.dtype],
     });
   }
-  if (problems.length > 0) {
-    throw new FatalError(
-      'SCHEMA_INCOMPATIBLE',
-      `Records written with schema id ${writer.id} (${schemaName}) can never feed the model: ${problems.join('; ')}. ` +
-        'Map each input to a field that fits with input.mapping=tensor=field.path, or fix the producer',
-      {
-        stage: 'TASK_PROCESS',
-        context: {
-          ...errorContext,
-          'schema.id': writer.id,
-          ...(bindings.length === 1 ? { tensor: bindings[0]!.tensor } : {}),
-        },
+  const context = { ...errorContext, 'schema.id': writer.id };
+  if (problems.length === 0) return new InputPlan(compiled, context);
+  const first = problems[0]!;
+  const schemaName = writer.type.name ?? writer.type.typeName;
+  return new RecordError(
+    'MODEL_INPUT_SCHEMA_MISMATCH',
+    `Records written with schema id ${writer.id} (${schemaName}) cannot feed the model: ` +
+      problems
+        .map(
+          (p) =>
+            `field "${p.binding.field}" for model input "${p.binding.tensor}" expects ${expectedOf(p.binding)}, ` +
+            `the schema has ${p.actual}: ${p.detail}`,
+        )
+        .join('; ') +
+      ". Have the producer write the model's fields with these types, or map each input to a field that " +
+      'fits (input.mapping=tensor=field.path)',
+    {
+      stage: 'TASK_PROCESS',
+      context: {
+        ...context,
+        field: first.binding.field,
+        tensor: first.binding.tensor,
+        'expected.type': expectedOf(first.binding),
+        'actual.type': first.actual,
+        ...(problems.length > 1 ? { 'problem.count': problems.length } : {}),
       },
-    );
-  }
-  return new InputPlan(compiled, errorContext);
+    },
+  );
 }

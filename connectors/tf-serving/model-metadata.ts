@@ -42,6 +42,8 @@ export class ModelMetadataReader {
       try {
         return await client.getModelMetadata(this.modelSpec(), { deadlineMs: settings.deadlineMs, signal });
       } catch (error) {
+        // Already classified (e.g. MODEL_SERVER_TLS_FAILED): keep its code as the task's cause.
+        if (error instanceof FatalError) throw error;
         if (!(error instanceof TFServingCallError)) {
           throw new FatalError(
             'TASK_START_FAILED',
@@ -90,6 +92,7 @@ export class ModelMetadataReader {
       return await client.getModelMetadata(this.modelSpec(), { deadlineMs: settings.deadlineMs, signal });
     } catch (error) {
       if (signal.aborted) throw this.options.stoppingError();
+      if (error instanceof FatalError) throw error;
       if (!(error instanceof TFServingCallError)) {
         throw new FatalError(
           'MODEL_SIGNATURE_CHANGED',

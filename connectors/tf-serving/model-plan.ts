@@ -2,14 +2,23 @@
 // which output tensors become which fields, and the input and output plans of each writer schema.
 //
 // A ModelPlan is immutable apart from `version` (the version last seen serving this very
-// signature). When the server starts serving a signature that differs, the task builds a new plan
-// (see signature-tracker.ts) instead of changing this one: rows extracted and requests sent under
-// the old plan keep their meaning, and each scored row is written with the plan it was scored by.
+// signature) and its cache of writer-schema verdicts: per schema id, the plan its records feed the
+// model with, or the RecordError each of them gets when the schema cannot feed it (a bad record,
+// decided once per schema). When the server starts serving a signature that differs, the task
+// builds a new plan (see signature-tracker.ts) instead of changing this one: rows extracted and
+// requests sent under the old plan keep their meaning, and each scored row is written with the
+// plan it was scored by.
 import type { Type as AvroType } from 'avsc';
-import { ConnectError, FatalError, type SchemaRef } from '../../runtime/api.js';
+import { ConnectError, FatalError, RecordError, type SchemaRef } from '../../runtime/api.js';
 import type { InferenceSettings } from './config.js';
 import type { SignatureSpec, TensorSpec } from './grpc-client.js';
-import { bindInputs, compileInputPlan, type InputBinding, type InputPlan } from './input-mapping.js';
+import {
+  bindInputs,
+  compileInputPlan,
+  type InputBinding,
+  type InputPlan,
+  type InputPlanOptions,
+} from './input-mapping.js';
 import { bindOutputs, OutputSchemas, type OutputBinding } from './output-schema.js';
 
 /** How the records of one writer schema feed one ModelPlan, and the schema their outputs get. */
@@ -21,7 +30,7 @@ export interface WriterPlan {
 
 type Settings = Pick<
   InferenceSettings,
-  'model' | 'inputMapping' | 'inputFileFields' | 'outputFields' | 'metadataFields'
+  'model' | 'inputMapping' | 'inputFileFields' | 'inputNonFinitePolicy' | 'outputFields' | 'metadataFields'
 >;
 type ErrorContext = Record<string, string | number | undefined>;
 
@@ -29,8 +38,10 @@ export class ModelPlan {
   readonly inputs: InputBinding[];
   readonly outputs: OutputBinding[];
   readonly schemas: OutputSchemas;
-  private readonly writers = new Map<number, WriterPlan>();
+  /** Per writer schema id: how its records feed this plan, or why none of them can. */
+  private readonly verdicts = new Map<number, WriterPlan | RecordError>();
   private readonly writerSchemas = new Map<number, SchemaRef>();
+  private readonly inputOptions: InputPlanOptions;
 
   /**
    * Binds the signature. Throws FatalError CONFIG_INVALID (from bindInputs / bindOutputs) when the
@@ -53,32 +64,45 @@ export class ModelPlan {
     );
     this.outputs = bindOutputs(signature.outputs, settings.outputFields, describeModel);
     this.schemas = new OutputSchemas(this.outputs, settings.metadataFields);
+    this.inputOptions = { nonFinite: settings.inputNonFinitePolicy };
   }
 
-  /** Writer schemas planned so far. */
+  /** Writer schemas whose records feed this plan, so far. */
   get writerCount(): number {
-    return this.writers.size;
+    return this.writerSchemas.size;
   }
 
-  /** Every writer schema this plan has seen, so a successor can plan them up front. */
+  /** Whether the schema with this id has been judged already. */
+  knows(schemaId: number): boolean {
+    return this.verdicts.has(schemaId);
+  }
+
+  /** Every writer schema whose records feed this plan, so a successor can plan them up front. */
   knownWriters(): SchemaRef[] {
     return [...this.writerSchemas.values()];
   }
 
   /**
-   * The plan of records written with `writer`, compiled at its first record and cached by schema
-   * id. Throws FatalError SCHEMA_INCOMPATIBLE when that schema can never feed the signature, and
-   * CONFIG_INVALID when an output field's name is taken by an input field.
+   * The plan of records written with `writer`, judged at its first record and cached by schema id:
+   * a WriterPlan, or the RecordError (MODEL_INPUT_SCHEMA_MISMATCH) of a schema that can never feed
+   * this signature or take its output fields, which every record of that schema fails with.
    */
-  writerPlan(writer: SchemaRef, errorContext: ErrorContext): WriterPlan {
-    let plan = this.writers.get(writer.id);
-    if (plan === undefined) {
-      const input = compileInputPlan(this.inputs, writer, errorContext);
-      plan = { model: this, input, outputType: this.schemas.derive(writer) };
-      this.writers.set(writer.id, plan);
-      this.writerSchemas.set(writer.id, writer);
+  writerPlan(writer: SchemaRef, errorContext: ErrorContext): WriterPlan | RecordError {
+    let verdict = this.verdicts.get(writer.id);
+    if (verdict === undefined) {
+      verdict = this.judge(writer, errorContext);
+      this.verdicts.set(writer.id, verdict);
+      if (!(verdict instanceof RecordError)) this.writerSchemas.set(writer.id, writer);
     }
-    return plan;
+    return verdict;
+  }
+
+  private judge(writer: SchemaRef, errorContext: ErrorContext): WriterPlan | RecordError {
+    const input = compileInputPlan(this.inputs, writer, errorContext, this.inputOptions);
+    if (input instanceof RecordError) return input;
+    const outputType = this.schemas.derive(writer, errorContext);
+    if (outputType instanceof RecordError) return outputType;
+    return { model: this, input, outputType };
   }
 
   /** `input<-field` and `output->field` pairs, for logs. */
@@ -120,9 +144,10 @@ function sameTensors(a: Record<string, TensorSpec>, b: Record<string, TensorSpec
 
 /**
  * The plan that follows `previous` when the server serves `signature` (version `version`) instead,
- * with every writer schema `previous` has seen planned up front: a signature the records cannot
- * feed as configured fails here, at the change, with FatalError MODEL_SIGNATURE_CHANGED naming the
- * version and (when one is to blame) the tensor and field.
+ * with every writer schema whose records fed `previous` planned up front: a signature those records
+ * cannot feed as configured fails here, at the change, with FatalError MODEL_SIGNATURE_CHANGED
+ * naming the version and (when one is to blame) the tensor and field. (Schemas `previous` already
+ * refused are judged again at their next record, like any new schema.)
  */
 export function planForChangedSignature(
   previous: ModelPlan,
@@ -132,7 +157,10 @@ export function planForChangedSignature(
 ): ModelPlan {
   try {
     const next = new ModelPlan(previous.generation + 1, signature, version, how.settings, how.describeModel);
-    for (const writer of previous.knownWriters()) next.writerPlan(writer, how.errorContext);
+    for (const writer of previous.knownWriters()) {
+      const verdict = next.writerPlan(writer, how.errorContext);
+      if (verdict instanceof RecordError) throw verdict;
+    }
     return next;
   } catch (error) {
     if (!(error instanceof ConnectError)) throw error;

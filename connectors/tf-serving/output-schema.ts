@@ -5,14 +5,16 @@
 // -> (nested) arrays. `OutputSchemas.derive` builds the output schema of each input writer schema:
 // the writer's fields, then the output fields, then the metadata fields. Every new field is
 // `["null", T]` with default null, so output schemas derived from successive input versions stay
-// compatible in the registry (and an added output reads as null from older records). A new field
-// whose name an input field already has fails the task with a message saying how to rename it.
+// compatible in the registry (and an added output reads as null from older records). A writer
+// schema that is not a record, or that already has a field named like a new one, cannot take the
+// outputs: each of its records is a bad record (MODEL_INPUT_SCHEMA_MISMATCH), with a message saying
+// how to rename the output.
 //
 // Derived types are cached per input schema id, and per derived schema text: the runtime registers
 // an output schema once per distinct Type object, so the same object is returned every time.
 import avro from 'avsc';
 import type { Schema as AvroSchema, Type as AvroType } from 'avsc';
-import { FatalError } from '../../runtime/api.js';
+import { FatalError, RecordError } from '../../runtime/api.js';
 import type { ModelSpec, PredictResult, TensorSpec } from './grpc-client.js';
 import { avroFieldName, type MetadataField } from './config.js';
 import {
@@ -206,9 +208,13 @@ export class OutputSchemas {
 
   /**
    * The output type for records written with `writer`: cached per schema id, the same object for
-   * the same derived schema. Throws FatalError CONFIG_INVALID when an added field's name is taken.
+   * the same derived schema. Returns a RecordError (MODEL_INPUT_SCHEMA_MISMATCH) instead when the
+   * writer schema is not a record, or an added field's name is taken by one of its fields.
    */
-  derive(writer: { id: number; type: AvroType }): AvroType {
+  derive(
+    writer: { id: number; type: AvroType },
+    errorContext: Record<string, string | number | undefined> = {},
+  ): AvroType | RecordError {
     const cached = this.byId.get(writer.id);
     if (cached) return cached;
     const schema = writer.type.schema({ exportAttrs: true }) as unknown as {
@@ -216,21 +222,26 @@ export class OutputSchemas {
       name?: string;
       fields?: Array<{ name: string }>;
     };
+    const context = { ...errorContext, 'schema.id': writer.id };
     if (schema.type !== 'record' || !Array.isArray(schema.fields)) {
-      throw new FatalError(
-        'SCHEMA_INCOMPATIBLE',
-        `Records written with schema id ${writer.id} are Avro ${schema.type}, not records; the model outputs need a record to be added to`,
-        { stage: 'TASK_PROCESS', context: { 'schema.id': writer.id } },
+      const actual = typeof schema === 'string' ? schema : schema.type;
+      return new RecordError(
+        'MODEL_INPUT_SCHEMA_MISMATCH',
+        `Records written with schema id ${writer.id} are Avro ${actual}, not records; the model's inputs are ` +
+          'read from record fields and its outputs are added to the record. Have the producer write records',
+        { stage: 'TASK_PROCESS', context: { ...context, 'expected.type': 'record', 'actual.type': actual } },
       );
     }
     const taken = new Set(schema.fields.map((f) => f.name));
     const clashes = this.newFields.filter((f) => taken.has(f.name)).map((f) => f.name);
     if (clashes.length > 0) {
-      throw new FatalError(
-        'CONFIG_INVALID',
-        `The output field(s) ${clashes.map((c) => `"${c}"`).join(', ')} clash with field(s) of the input schema id ${writer.id} (${schema.name ?? 'record'}); ` +
-          'give the output another name with output.fields=tensor=newName (or output.metadata.fields=kind=newName)',
-        { stage: 'TASK_PROCESS', context: { 'schema.id': writer.id, field: clashes[0] } },
+      return new RecordError(
+        'MODEL_INPUT_SCHEMA_MISMATCH',
+        `Records written with schema id ${writer.id} (${schema.name ?? 'record'}) already have the field(s) ` +
+          `${clashes.map((c) => `"${c}"`).join(', ')} that the model's outputs are written to; give the output ` +
+          'another name with output.fields=tensor=newName (or output.metadata.fields=kind=newName), or have the ' +
+          'producer drop the field',
+        { stage: 'TASK_PROCESS', context: { ...context, field: clashes[0] } },
       );
     }
     schema.fields.push(...this.newFields);

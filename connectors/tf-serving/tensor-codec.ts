@@ -177,27 +177,63 @@ interface IntegerRange {
   max: number;
 }
 
-/** How each supported numeric dtype is carried: its typed field, element width and range. */
-const NUMERIC_LAYOUTS: Record<
-  NumericDataTypeName,
-  { field: TypedField; bytes: number; range?: IntegerRange }
-> = {
+/**
+ * The one table of what values each supported dtype takes, for the codec and for the input
+ * mapping's per-record checks: integer dtypes their range (64-bit ones limited to the integers a JS
+ * number holds exactly), floating dtypes the largest finite magnitude (a finite value beyond it would
+ * become an infinity on the wire).
+ */
+export type DataTypeValues =
+  | { kind: 'integer'; min: number; max: number }
+  | { kind: 'floating'; maxFinite: number }
+  | { kind: 'bool' }
+  | { kind: 'string' };
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+export const DATA_TYPE_VALUES: Readonly<Record<SupportedDataTypeName, DataTypeValues>> = {
+  DT_FLOAT: { kind: 'floating', maxFinite: FLOAT32_MAX },
+  DT_DOUBLE: { kind: 'floating', maxFinite: Number.MAX_VALUE },
+  DT_HALF: { kind: 'floating', maxFinite: 65504 },
+  DT_BFLOAT16: { kind: 'floating', maxFinite: 3.3895313892515355e38 },
+  DT_INT8: { kind: 'integer', min: -0x80, max: 0x7f },
+  DT_INT16: { kind: 'integer', min: -0x8000, max: 0x7fff },
+  DT_INT32: { kind: 'integer', min: -0x80000000, max: 0x7fffffff },
+  DT_INT64: { kind: 'integer', min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER },
+  DT_UINT8: { kind: 'integer', min: 0, max: 0xff },
+  DT_UINT16: { kind: 'integer', min: 0, max: 0xffff },
+  DT_UINT32: { kind: 'integer', min: 0, max: 0xffffffff },
+  DT_UINT64: { kind: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
+  DT_BOOL: { kind: 'bool' },
+  DT_STRING: { kind: 'string' },
+};
+
+/** What values `dtype` takes, or undefined for a dtype the codec does not support. */
+export function dataTypeValues(dtype: string): DataTypeValues | undefined {
+  return Object.hasOwn(DATA_TYPE_VALUES, dtype)
+    ? DATA_TYPE_VALUES[dtype as SupportedDataTypeName]
+    : undefined;
+}
+
+function integerRange(dtype: NumericDataTypeName): IntegerRange | undefined {
+  const values = DATA_TYPE_VALUES[dtype];
+  return values.kind === 'integer' ? { min: values.min, max: values.max } : undefined;
+}
+
+/** How each supported numeric dtype is carried: its typed field and element width. */
+const NUMERIC_LAYOUTS: Record<NumericDataTypeName, { field: TypedField; bytes: number }> = {
   DT_FLOAT: { field: 'float_val', bytes: 4 },
   DT_DOUBLE: { field: 'double_val', bytes: 8 },
   DT_HALF: { field: 'half_val', bytes: 2 },
   DT_BFLOAT16: { field: 'half_val', bytes: 2 },
-  DT_INT8: { field: 'int_val', bytes: 1, range: { min: -0x80, max: 0x7f } },
-  DT_INT16: { field: 'int_val', bytes: 2, range: { min: -0x8000, max: 0x7fff } },
-  DT_INT32: { field: 'int_val', bytes: 4, range: { min: -0x80000000, max: 0x7fffffff } },
-  DT_INT64: {
-    field: 'int64_val',
-    bytes: 8,
-    range: { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER },
-  },
-  DT_UINT8: { field: 'int_val', bytes: 1, range: { min: 0, max: 0xff } },
-  DT_UINT16: { field: 'int_val', bytes: 2, range: { min: 0, max: 0xffff } },
-  DT_UINT32: { field: 'uint32_val', bytes: 4, range: { min: 0, max: 0xffffffff } },
-  DT_UINT64: { field: 'uint64_val', bytes: 8, range: { min: 0, max: Number.MAX_SAFE_INTEGER } },
+  DT_INT8: { field: 'int_val', bytes: 1 },
+  DT_INT16: { field: 'int_val', bytes: 2 },
+  DT_INT32: { field: 'int_val', bytes: 4 },
+  DT_INT64: { field: 'int64_val', bytes: 8 },
+  DT_UINT8: { field: 'int_val', bytes: 1 },
+  DT_UINT16: { field: 'int_val', bytes: 2 },
+  DT_UINT32: { field: 'uint32_val', bytes: 4 },
+  DT_UINT64: { field: 'uint64_val', bytes: 8 },
 };
 
 const INT64_MIN = -(2n ** 63n);
@@ -350,7 +386,7 @@ export function encodeTensor(
       }
       tensor.half_val = bits;
     } else {
-      checkNumbers(dtype, values, layout.range);
+      checkNumbers(dtype, values, integerRange(dtype));
       tensor[layout.field] = values as number[];
     }
   } else {

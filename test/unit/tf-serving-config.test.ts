@@ -29,6 +29,8 @@ describe('TFServingInference config', () => {
     expect(settings.outputFields).to.equal(undefined);
     expect(settings.metadataFields).to.deep.equal([]);
     expect(settings.tls).to.equal(false);
+    expect(settings.inputFile).to.equal(undefined);
+    expect(settings.inputNonFinitePolicy).to.equal('dead-letter');
   });
 
   it('refuses a version together with a version label', () => {
@@ -60,6 +62,7 @@ describe('TFServingInference config', () => {
     const { config, problems } = parse({
       'input.mapping': 'age=person.age, image_bytes=image',
       'input.file.fields': 'image',
+      'input.file.base.dir': '/srv/images',
       'output.fields': 'probability=p_income,predicted_class',
       'output.metadata.fields': 'model.version=served_by,scored.at',
       'tfserving.model.version.label': 'stable',
@@ -71,6 +74,12 @@ describe('TFServingInference config', () => {
       ['image_bytes', 'image'],
     ]);
     expect([...settings.inputFileFields]).to.deep.equal(['image']);
+    expect(settings.inputFile).to.deep.equal({
+      baseDir: '/srv/images',
+      maxBytes: 16 * 1024 * 1024,
+      readTimeoutMs: 5000,
+      maxConcurrentReads: 2,
+    });
     expect([...settings.outputFields!]).to.deep.equal([
       ['probability', 'p_income'],
       ['predicted_class', 'predicted_class'],
@@ -80,6 +89,56 @@ describe('TFServingInference config', () => {
       { kind: 'scored.at', field: 'scored_at' },
     ]);
     expect(settings.model.versionLabel).to.equal('stable');
+  });
+
+  it('requires input.file.base.dir with input.file.fields, and keeps the file size within the gRPC message limit', () => {
+    const { problems } = parse({
+      'input.file.fields': 'path',
+      'input.file.max.bytes': 100 * 1024 * 1024,
+    });
+    const byKey = Object.fromEntries(problems.map((p) => [p.key, p.message]));
+    expect(byKey['input.file.base.dir']).to.contain(
+      'input.file.fields is set, so input.file.base.dir is required',
+    );
+    expect(byKey['input.file.max.bytes']).to.contain('exceeds tfserving.max.send.message.bytes');
+    const ok = parse({
+      'input.file.fields': 'path',
+      'input.file.base.dir': '/srv/images',
+      'input.file.max.bytes': 1024,
+      'input.file.read.timeout.ms': 250,
+      'input.file.max.concurrent.reads': 1,
+    });
+    expect(ok.problems).to.deep.equal([]);
+    expect(readInferenceSettings(ok.config!).inputFile).to.deep.equal({
+      baseDir: '/srv/images',
+      maxBytes: 1024,
+      readTimeoutMs: 250,
+      maxConcurrentReads: 1,
+    });
+  });
+
+  it('refuses a target written as a URL, and accepts host:port and gRPC resolver targets', () => {
+    for (const target of ['http://127.0.0.1:8500', 'https://models.example:443', '127.0.0.1 :8500']) {
+      const { problems } = parse({ 'tfserving.target': target });
+      expect(
+        problems.map((p) => p.key),
+        target,
+      ).to.deep.equal(['tfserving.target']);
+      expect(problems[0]!.message).to.contain('not host:port');
+    }
+    expect(parse({ 'tfserving.target': 'https://models.example:443' }).problems[0]!.message).to.contain(
+      'tfserving.tls.enable=true',
+    );
+    for (const target of ['127.0.0.1:8500', 'models:8500', 'dns:///models:8500', 'unix:///run/tf.sock'])
+      expect(parse({ 'tfserving.target': target }).problems, target).to.deep.equal([]);
+  });
+
+  it('takes input.nonfinite.policy dead-letter or pass, nothing else', () => {
+    const pass = parse({ 'input.nonfinite.policy': 'pass' });
+    expect(readInferenceSettings(pass.config!).inputNonFinitePolicy).to.equal('pass');
+    const { problems } = parse({ 'input.nonfinite.policy': 'drop' });
+    expect(problems.map((p) => p.key)).to.deep.equal(['input.nonfinite.policy']);
+    expect(problems[0]!.message).to.contain('dead-letter').and.contain('pass');
   });
 
   it('refuses an output field that is also a metadata field', () => {

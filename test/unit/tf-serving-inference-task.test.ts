@@ -337,6 +337,49 @@ describe('TF Serving inference task', () => {
     expect(server.metadataCalls).to.equal(3); // waits 200 + 400 ms; 800 ms more would pass the deadline
   });
 
+  it('fails each record written under a schema without the model input alone, judging that schema once; its neighbours are scored', async () => {
+    const h = harness();
+    await h.task.start!();
+    const otherSchema = avro.Type.forSchema(
+      {
+        type: 'record',
+        name: 'Order',
+        fields: [
+          { name: 'id', type: 'string' },
+          { name: 'total', type: 'double' },
+        ],
+      },
+      { wrapUnions: 'auto', omitRecordMethods: true } as avro.ForSchemaOptions,
+    );
+    const order = (id: number): ConnectRecord => ({
+      ...record(id, null),
+      value: { id: `o${id}`, total: 9.5 },
+      valueSchema: { id: 77, type: otherSchema },
+    });
+    const results = await h.task.process([record(1, 30), order(2), record(3, 50), order(4)]);
+    const refused = results[1] as RecordError;
+    expect(refused).to.be.instanceOf(RecordError);
+    expect(refused.code).to.equal('MODEL_INPUT_SCHEMA_MISMATCH');
+    expect(refused.message).to.contain('schema id 77 (Order) cannot feed the model');
+    expect(refused.context).to.include({
+      'schema.id': 77,
+      field: 'age',
+      tensor: 'age',
+      'expected.type': 'DT_INT64 [-1] (Avro int or long)',
+      'actual.type': 'no such field',
+      'model.name': 'null',
+    });
+    expect(results[3], 'the verdict is cached per schema id').to.equal(refused);
+    expect(outputs(results[0]!)[0]!.value).to.deep.include({ score: 31 });
+    expect(outputs(results[2]!)[0]!.value).to.deep.include({ score: 51 });
+    expect(h.server.predictions).to.deep.equal([[30, 50]]);
+    const later = await h.task.process([order(5), record(6, 60)]);
+    expect(later[0]).to.equal(refused);
+    expect(outputs(later[1]!)[0]!.value).to.deep.include({ score: 61 });
+    expect(h.task.describe!()).to.have.property('output_schemas', 1);
+    await h.task.stop!();
+  });
+
   it('forwards tombstones unchanged and refuses records without a value schema', async () => {
     const h = harness();
     await h.task.start!();

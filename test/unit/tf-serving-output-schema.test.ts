@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import { expect } from 'chai';
-import { FatalError } from '../../runtime/errors.js';
+import { FatalError, RecordError } from '../../runtime/errors.js';
 import type { PredictResult, TensorSpec } from '../../connectors/tf-serving/grpc-client.js';
 import {
   bindOutputs,
@@ -55,11 +55,18 @@ const inputV2 = parse({
 
 type SchemaJson = { name: string; fields: Array<{ name: string; type: unknown; default?: unknown }> };
 
+/** The derived type, failing the test when the writer schema was refused. */
+function derived(schemas: OutputSchemas, writer: { id: number; type: avro.Type }): avro.Type {
+  const type = schemas.derive(writer);
+  if (type instanceof RecordError) throw new Error(`expected a derived type, got ${type.message}`);
+  return type;
+}
+
 describe('TF Serving output schema', () => {
   it('adds every output (internals skipped) as a nullable field with default null; extra dimensions become arrays', () => {
     const outputs = bindOutputs(imageOutputs, undefined, 'model "image"');
     const schemas = new OutputSchemas(outputs, []);
-    const type = schemas.derive({ id: 1, type: inputV1 });
+    const type = derived(schemas, { id: 1, type: inputV1 });
     const json = type.schema({ exportAttrs: true }) as unknown as SchemaJson;
     expect(json.name).to.equal('ex.Person');
     expect(json.fields.map((f) => f.name)).to.deep.equal(['id', 'age', 'top_k_classes', 'top_k_scores']);
@@ -81,9 +88,9 @@ describe('TF Serving output schema', () => {
       { kind: 'scored.at', field: 'scored_at' },
     ]);
     expect(schemas.addedFields).to.deep.equal(['p_high_income', 'model_name', 'served_by', 'scored_at']);
-    const json = schemas
-      .derive({ id: 1, type: inputV1 })
-      .schema({ exportAttrs: true }) as unknown as SchemaJson;
+    const json = derived(schemas, { id: 1, type: inputV1 }).schema({
+      exportAttrs: true,
+    }) as unknown as SchemaJson;
     const fields = Object.fromEntries(json.fields.map((f) => [f.name, f.type]));
     expect(fields.p_high_income).to.deep.equal(['null', 'float']);
     expect(fields.served_by).to.deep.equal(['null', 'long']);
@@ -103,8 +110,8 @@ describe('TF Serving output schema', () => {
 
   it('derives a new output schema for a new input version that can read records of the previous one', () => {
     const schemas = new OutputSchemas(bindOutputs(censusOutputs, undefined, 'm'), []);
-    const v1 = schemas.derive({ id: 1, type: inputV1 });
-    const v2 = schemas.derive({ id: 2, type: inputV2 });
+    const v1 = derived(schemas, { id: 1, type: inputV1 });
+    const v2 = derived(schemas, { id: 2, type: inputV2 });
     expect(v2).to.not.equal(v1);
     const names = (v2.schema() as unknown as SchemaJson).fields.map((f) => f.name);
     expect(names).to.deep.equal(['id', 'age', 'note', 'predicted_class', 'probability']);
@@ -119,12 +126,23 @@ describe('TF Serving output schema', () => {
     });
   });
 
-  it('fails with a clear message when an output field has the name of an input field', () => {
+  it('refuses, as a bad record of that schema, a writer schema with a field named like an output field, saying how to rename it', () => {
     const schemas = new OutputSchemas(bindOutputs({ age: spec('DT_FLOAT', [-1]) }, undefined, 'm'), []);
-    const attempt = () => schemas.derive({ id: 9, type: inputV1 });
-    expect(attempt).to.throw(FatalError).with.property('code', 'CONFIG_INVALID');
-    expect(attempt).to.throw(/"age" clash with field\(s\) of the input schema id 9 \(ex.Person\)/);
-    expect(attempt).to.throw(/output.fields=tensor=newName/);
+    const refused = schemas.derive({ id: 9, type: inputV1 }, { 'model.name': 'm' }) as RecordError;
+    expect(refused).to.be.instanceOf(RecordError);
+    expect(refused.code).to.equal('MODEL_INPUT_SCHEMA_MISMATCH');
+    expect(refused.message).to.contain('schema id 9 (ex.Person) already have the field(s) "age"');
+    expect(refused.message).to.contain('output.fields=tensor=newName');
+    expect(refused.context).to.include({ 'schema.id': 9, field: 'age', 'model.name': 'm' });
+  });
+
+  it('refuses, as a bad record of that schema, a writer schema that is not a record', () => {
+    const schemas = new OutputSchemas(bindOutputs(censusOutputs, undefined, 'm'), []);
+    const refused = schemas.derive({ id: 4, type: parse({ type: 'string' } as object) }) as RecordError;
+    expect(refused).to.be.instanceOf(RecordError);
+    expect(refused.code).to.equal('MODEL_INPUT_SCHEMA_MISMATCH');
+    expect(refused.message).to.contain('schema id 4 are Avro string, not records');
+    expect(refused.context).to.include({ 'expected.type': 'record', 'actual.type': 'string' });
   });
 
   it('refuses at start an output the signature lacks, listing the outputs it has', () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as protoLoader from '@grpc/proto-loader';
 import {
+  DATA_TYPE_VALUES,
   DATA_TYPES,
   TensorCodecError,
   bfloat16BitsToNumber,
@@ -327,6 +328,19 @@ describe('tensor codec', () => {
   });
 
   describe('errors', () => {
+    it('takes exactly the integers DATA_TYPE_VALUES gives each integer dtype (the one range table)', () => {
+      for (const [dtype, values] of Object.entries(DATA_TYPE_VALUES)) {
+        if (values.kind !== 'integer') continue;
+        const name = dtype as DataTypeName;
+        expect(() => encodeTensor(name, [2], [values.min, values.max]), dtype).to.not.throw();
+        expect(() => encodeTensor(name, [1], [values.min - 1]), `${dtype} below`).to.throw(TensorCodecError);
+        if (Number.isSafeInteger(values.max + 1))
+          expect(() => encodeTensor(name, [1], [values.max + 1]), `${dtype} above`).to.throw(
+            TensorCodecError,
+          );
+      }
+    });
+
     it('names the expected count when values do not fill the shape', () => {
       expect(() => encodeTensor('DT_FLOAT', [2, 3], [1, 2, 3])).to.throw(
         TensorCodecError,
