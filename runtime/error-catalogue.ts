@@ -147,6 +147,13 @@ const ENTRIES = {
       "Registering the output schema failed, usually because it breaks the subject's compatibility rule.",
     fix: "Make the new schema compatible (add fields with defaults), or change the subject's compatibility level in the registry.",
   },
+  OUTPUT_SCHEMA_REFUSED: {
+    outcome: 'fail-record',
+    message: 'The output schema derived for a record was refused by the schema registry: {details}',
+    description:
+      "A record's output schema (derived from its writer schema) breaks the output subject's compatibility rule, so the registry refused it. The records written with that schema go to the dead-letter queue; records whose outputs use an accepted schema are written. The refusal is remembered for the task's life, so it costs one registry call per schema.",
+    fix: "Make the input schema evolve compatibly (or change the output subject's compatibility level), restart the task, and replay the dead letters.",
+  },
   SCHEMA_REGISTRY_UNAVAILABLE: {
     outcome: 'retry',
     message: 'Schema registry {url} is unavailable: {details}',

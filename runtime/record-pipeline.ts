@@ -14,7 +14,7 @@ import type {
 } from './api.js';
 import type { Converter } from './converters/converter.js';
 import type { OutputMessage } from './delivery.js';
-import { FatalError, outcomeOf, RecordError, type Stage } from './errors.js';
+import { FatalError, outcomeOf, RecordError, type ConnectError, type Stage } from './errors.js';
 
 export interface Failure {
   /** Position of the input record in its chunk. */
@@ -126,6 +126,28 @@ export class RecordPipeline {
     return { outputs, failures };
   }
 
+  /** Output schemas the registry refused, per topic, as the bad-record error their records get. */
+  private readonly refused = new Map<string, WeakMap<object, RecordError>>();
+
+  private refusal(topic: string, schema: object): RecordError | undefined {
+    return this.refused.get(topic)?.get(schema);
+  }
+
+  private refuse(topic: string, schema: object, cause: ConnectError): void {
+    let byTopic = this.refused.get(topic);
+    if (!byTopic) this.refused.set(topic, (byTopic = new WeakMap()));
+    byTopic.set(
+      schema,
+      new RecordError(
+        'OUTPUT_SCHEMA_REFUSED',
+        `the output schema derived for this record was refused by the schema registry: ${cause.message}. Records ` +
+          'whose output needs a schema compatible with the subject are written; fix the input schema or the ' +
+          "subject's compatibility level and replay these from the dead-letter topic",
+        { stage: 'VALUE_CONVERTER', cause, context: cause.context },
+      ),
+    );
+  }
+
   private checkSize(topic: string, partition: number, message: KafkaMessage): void {
     const bytes = (message.key?.length ?? 0) + (message.value?.length ?? 0);
     const limit = this.options.maxRecordBytes;
@@ -160,7 +182,16 @@ export class RecordPipeline {
           if (!schemas) prepared.set(output.topic, (schemas = new Set()));
           if (schemas.has(schema)) continue;
           schemas.add(schema);
-          await valueConverter.prepareEncode(output.topic, schema);
+          if (schema !== undefined && this.refusal(output.topic, schema)) continue;
+          try {
+            await valueConverter.prepareEncode(output.topic, schema);
+          } catch (error) {
+            // A registry that refuses one derived schema (an input schema whose output breaks the
+            // subject's compatibility) is a problem of the records written with it, not of the
+            // stream: they become bad records; auth and connection problems stay fatal/transient.
+            if ((error as ConnectError).code !== 'SCHEMA_INCOMPATIBLE' || schema === undefined) throw error;
+            this.refuse(output.topic, schema, error as ConnectError);
+          }
         }
       }
     }
@@ -177,6 +208,11 @@ export class RecordPipeline {
       const encoded: OutputMessage[] = [];
       try {
         for (const output of outputs) {
+          const refused = output.valueSchema !== undefined && this.refusal(output.topic, output.valueSchema);
+          if (refused) {
+            stage = 'VALUE_CONVERTER';
+            throw refused;
+          }
           stage = 'KEY_CONVERTER';
           const key =
             output.rawKey !== undefined
