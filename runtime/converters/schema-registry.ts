@@ -29,11 +29,61 @@ import { tlsClientOptions, type TlsMaterial } from '../kafka-security.js';
  *   `Object.keys` and chai's deep equality see plain objects; only the prototype differs, which
  *   `assert.deepStrictEqual` notices). Copying each into an `Object` literal costs about a quarter
  *   of decode throughput (bench/converters.bench.ts measures it).
- * - no logical types: `timestamp-millis` reads as a number, `decimal` as a Buffer, `uuid` as a string.
+ * - logical types pass through: `timestamp-millis` reads as a number, `decimal` as a Buffer, `uuid`
+ *   as a string (the underlying type's value), and the logical type with its attributes (`precision`,
+ *   `scale`...) is kept in the schema, so a schema derived from an input schema and registered again
+ *   keeps them (without this avsc drops unknown logical types when it exports a schema).
  * - `long` is a JavaScript number; a long beyond ±2^53 fails to decode (AVRO_DECODE_FAILED) rather
  *   than silently losing precision.
  */
-export const AVRO_PARSE_OPTIONS = Object.freeze({ wrapUnions: 'auto', omitRecordMethods: true } as const);
+export const AVRO_PARSE_OPTIONS = Object.freeze({
+  wrapUnions: 'auto',
+  omitRecordMethods: true,
+  logicalTypes: passThroughLogicalTypes(),
+} as const);
+
+/** Avro's standard logical types, read and written as their underlying type's values. */
+function passThroughLogicalTypes(): avro.ForSchemaOptions['logicalTypes'] {
+  class PassThroughLogicalType extends avro.types.LogicalType {
+    private readonly attributes: Record<string, unknown>;
+    constructor(schema: avro.Schema, opts?: unknown) {
+      super(schema, opts);
+      const { type: _type, logicalType: _logical, ...attributes } = schema as Record<string, unknown>;
+      this.attributes = attributes;
+    }
+    protected override _fromValue(value: unknown): unknown {
+      return value;
+    }
+    protected override _toValue(value: unknown): unknown {
+      return value;
+    }
+    protected override _resolve(type: AvroType): ((value: unknown) => unknown) | undefined {
+      const underlying = (this as unknown as { underlyingType: AvroType }).underlyingType;
+      const other = avro.Type.isType(type, 'logical')
+        ? (type as unknown as { underlyingType: AvroType }).underlyingType
+        : type;
+      return other.typeName === underlying.typeName ? (value) => value : undefined;
+    }
+    protected override _export(schema: avro.Schema): void {
+      Object.assign(schema as object, this.attributes);
+    }
+  }
+  const names = [
+    'decimal',
+    'uuid',
+    'date',
+    'time-millis',
+    'time-micros',
+    'timestamp-millis',
+    'timestamp-micros',
+    'timestamp-nanos',
+    'local-timestamp-millis',
+    'local-timestamp-micros',
+    'local-timestamp-nanos',
+    'duration',
+  ];
+  return Object.fromEntries(names.map((name) => [name, PassThroughLogicalType]));
+}
 
 /** Parses an Avro schema (JSON text or object) with {@link AVRO_PARSE_OPTIONS}. Throws avsc's error for an invalid schema. */
 export function parseAvroSchema(schema: string | object, registry: Record<string, AvroType> = {}): AvroType {

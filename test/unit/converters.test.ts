@@ -8,6 +8,7 @@ import {
   HttpRegistryTransport,
   InMemoryRegistry,
   parseAvroSchema,
+  schemaText,
 } from '../../runtime/converters/schema-registry.js';
 
 const censusSchema = readFileSync(new URL('../../schemas/census.avsc', import.meta.url), 'utf8');
@@ -478,5 +479,23 @@ describe('createConverter', () => {
     const error = thrown(() => createConverter('avro', { isKey: false }));
     expect(error).to.be.instanceOf(FatalError);
     expect(error.message).to.match(/the avro converter needs schema\.registry\.url in the worker config/);
+  });
+});
+
+describe('Avro logical types', () => {
+  it('read as their underlying values and stay in schemas the runtime registers again', () => {
+    const schema = {
+      type: 'record',
+      name: 'Event',
+      fields: [
+        { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+        { name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 } },
+        { name: 'id', type: ['null', { type: 'string', logicalType: 'uuid' }] },
+      ],
+    };
+    const type = parseAvroSchema(schema);
+    const value = { at: 1_700_000_000_000, amount: Buffer.from([0x01, 0x2c]), id: '3f2b' };
+    expect({ ...(type.fromBuffer(type.toBuffer(value)) as object) }).to.deep.equal(value);
+    expect(JSON.parse(schemaText(type)).fields).to.deep.equal(schema.fields);
   });
 });
