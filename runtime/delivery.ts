@@ -159,15 +159,21 @@ export class Delivery {
       throw classifyProducerError(error, { topics: [topic] });
     }
     this.partitionProducers.set(key, producer);
-    this.unclaimed.delete(key);
     const admin = this.options.kafka.admin();
-    await admin.connect();
     try {
+      await admin.connect();
       const [fetched] = await admin.fetchOffsets({ groupId: this.options.groupId, topics: [topic] });
       const offset = fetched?.partitions.find((p) => p.partition === partition)?.offset;
+      // Claimed only once the committed offset is known: a failure here claims again next time.
+      this.unclaimed.delete(key);
       return offset !== undefined && Number(offset) >= 0 ? offset : undefined;
+    } catch (error) {
+      // A coordinator moving or not found yet (a broker restart, a freeze) is transient like any
+      // Kafka error kafkajs marks retriable; the partition is redelivered and claimed again.
+      this.unclaimed.add(key);
+      throw classifyProducerError(error, { topics: [topic], stage: 'KAFKA_CONSUME' });
     } finally {
-      await admin.disconnect();
+      await admin.disconnect().catch(() => undefined);
     }
   }
 

@@ -189,6 +189,8 @@ export class FakeKafka {
   readonly topics = new Map<string, { partitions: number; maxMessageBytes?: number }>();
   readonly fenced = new Set<FakeProducer>();
   aborted = 0;
+  /** Errors thrown by the next admin.fetchOffsets calls, in order. */
+  readonly adminFailures: Error[] = [];
   /** Failures for the next producers created, e.g. a connect that fails. */
   private runWaiters: Array<() => void> = [];
 
@@ -251,14 +253,17 @@ export class FakeKafka {
           ],
         })),
       }),
-      fetchOffsets: async ({ topics }: { topics: string[] }) =>
-        topics.map((topic) => ({
+      fetchOffsets: async ({ topics }: { topics: string[] }) => {
+        const failure = this.adminFailures.shift();
+        if (failure) throw failure;
+        return topics.map((topic) => ({
           topic,
           partitions: Array.from({ length: this.topics.get(topic)?.partitions ?? 0 }, (_, partition) => ({
             partition,
             offset: this.committed.get(`${topic}:${partition}`) ?? '-1',
           })),
-        })),
+        }));
+      },
       fetchTopicOffsets: async (topic: string) =>
         Array.from({ length: this.topics.get(topic)?.partitions ?? 0 }, (_, partition) => ({
           partition,

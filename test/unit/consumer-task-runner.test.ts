@@ -303,6 +303,28 @@ describe('the consumer task runner', () => {
       await runner.stop();
     });
 
+    it('treats a group coordinator that moved while claiming a partition as transient, not fatal', async () => {
+      const { kafka, runner } = buildRunner({ 'processing.guarantee': 'exactly_once' });
+      await runner.start();
+      const consumer = await kafka.untilRunning();
+      consumer.join({ in: [0] });
+      kafka.adminFailures.push(
+        new KafkaJSProtocolError({
+          message: 'This is not the correct coordinator for this group',
+          type: 'NOT_COORDINATOR_FOR_GROUP',
+          code: 16,
+          retriable: true,
+        } as never),
+      );
+      expect(await consumer.deliver('in', 0, [{ offset: 0, value: 'a' }])).to.deep.equal([]);
+      expect(runner.state).to.equal('RUNNING');
+      expect(runner.details().paused_partitions).to.deep.equal(['in:0']);
+      // Redelivered: the partition is claimed again and its records written.
+      expect(await consumer.deliver('in', 0, [{ offset: 0, value: 'a' }])).to.deep.equal(['0']);
+      expect(kafka.committed.get('in:0')).to.equal('1');
+      await runner.stop();
+    });
+
     it('is refused with overrides that would break it', () => {
       expect(() =>
         buildRunner({ 'processing.guarantee': 'exactly_once', 'producer.override.acks': '1' }),
