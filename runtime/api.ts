@@ -5,8 +5,10 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Type as AvroType } from 'avsc';
+import type { AllowedPaths } from './allowed-paths.js';
 import type { ConfigSpec, ParsedConfig } from './config/config-spec.js';
 
+export type { AllowedPaths } from './allowed-paths.js';
 export type { ConfigSpec, ConfigKey, ParsedConfig, ConfigType, Importance } from './config/config-spec.js';
 export { defineConfig } from './config/config-spec.js';
 export { topicNameProblem } from './config/connector-config.js';
@@ -72,6 +74,15 @@ export interface TaskContext {
   signal: AbortSignal;
   /** Injected clock (tests use a fake one). */
   now(): number;
+  /**
+   * The files this worker lets connectors read and write (its `allowed.paths`). Declare keys that
+   * name files with `filePath` in the config spec (the runtime then refuses paths outside when the
+   * config is validated and before the task is created), and open `paths.resolve(path, key)`
+   * rather than the path as given; check files named at run time (by records) with it too.
+   * Set by the worker for every task; absent only where no worker runs the task (unit tests):
+   * then refuse to touch files.
+   */
+  paths?: AllowedPaths;
 }
 
 /**

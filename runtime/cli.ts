@@ -1,10 +1,14 @@
 // The `infer-connect` command: run a standalone worker, validate connector configs, list plugins.
 //
 //   infer-connect standalone <worker.json> <connector.json>...
-//   infer-connect validate <connector.json>
+//   infer-connect validate [--worker <worker.json>] <connector.json>
 //   infer-connect plugins [--json]
 //
 // A bad config is refused before anything starts (exit 1, every problem listed per key).
+// `validate` checks what depends on a worker (file paths against `allowed.paths`, `${file:...}`
+// references against `config.providers.file.param.allowed.paths`, the avro converter's registry)
+// only when given the worker config; without it, it says so and resolves references as a worker
+// config would.
 // SIGTERM/SIGINT drain the worker in order (stop fetching, finish in flight, flush, commit,
 // close clients, close HTTP) and exit 0, or exit 1 if a task did not drain (a step failed or
 // outlived task.shutdown.graceful.timeout.ms) or the drain outlived its deadline.
@@ -16,8 +20,9 @@ import {
   connectorSpecFor,
   readConnectorConfigFile,
 } from './config/connector-config.js';
+import type { ParsedConfig } from './config/config-spec.js';
 import { formatProblems } from './config/validation-report.js';
-import { readWorkerConfigFile, schemaRegistryProblem } from './config/worker-config.js';
+import { readWorkerConfigFile, schemaRegistryProblem, workerFileAccess } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
 import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { PluginRegistry } from './plugin-registry.js';
@@ -34,13 +39,14 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
   const problems: string[] = [];
   if (!workerConfig) problems.push(`${workerFile}:\n${formatProblems(workerProblems)}`);
   const connectors: Array<{ name: string; config: Record<string, unknown> }> = [];
+  const files = workerConfig ? workerFileAccess(workerConfig) : undefined;
   for (const file of connectorFiles) {
     const read = readConnectorConfigFile(file);
     if ('error' in read) {
       problems.push(`${file}: ${read.error}`);
       continue;
     }
-    const parsed = checkConnectorConfig(plugins, read.config, { name: read.name });
+    const parsed = checkConnectorConfig(plugins, read.config, { name: read.name, ...files });
     const registry =
       workerConfig && parsed.config ? schemaRegistryProblem(workerConfig, parsed.config) : undefined;
     if (registry) parsed.problems.push(registry);
@@ -81,19 +87,40 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
   }
 }
 
-function validate(file: string): number {
+function validate(file: string, workerFile: string | undefined): number {
   const plugins = PluginRegistry.of(builtinPlugins);
+  let worker: ParsedConfig | undefined;
+  if (workerFile !== undefined) {
+    const read = readWorkerConfigFile(workerFile);
+    if (!read.config) {
+      process.stderr.write(
+        `${workerFile}: ${read.problems.length} problem(s)\n${formatProblems(read.problems)}\n`,
+      );
+      return 1;
+    }
+    worker = read.config;
+  }
   const read = readConnectorConfigFile(file);
   if ('error' in read) {
     process.stderr.write(`${file}: ${read.error}\n`);
     return 1;
   }
-  const { plugin, config, problems } = checkConnectorConfig(plugins, read.config, { name: read.name });
-  if (!plugin || !config) {
+  const { plugin, config, problems } = checkConnectorConfig(plugins, read.config, {
+    name: read.name,
+    ...(worker ? workerFileAccess(worker) : {}),
+  });
+  const registry = worker && config ? schemaRegistryProblem(worker, config) : undefined;
+  if (registry) problems.push(registry);
+  if (!plugin || !config || problems.length > 0) {
     process.stderr.write(`${file}: ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
     return 1;
   }
   process.stdout.write(`${file}: valid ${plugin.kind} connector "${read.name}" (${plugin.name})\n`);
+  if (!worker)
+    process.stdout.write(
+      '  not checked without --worker <worker.json>: file paths against allowed.paths, ${file:...} references ' +
+        'against config.providers.file.param.allowed.paths, and the schema registry of the avro converter\n',
+    );
   return 0;
 }
 
@@ -134,8 +161,12 @@ export async function main(argv: string[]): Promise<void> {
     .command('validate')
     .description('check a connector config; exits 1 and lists every problem per key when it is invalid')
     .argument('<connector.json>', 'connector config')
-    .action((file: string) => {
-      process.exitCode = validate(file);
+    .option(
+      '--worker <worker.json>',
+      "also check it against this worker config: file paths against allowed.paths, ${file:...} references, the avro converter's registry",
+    )
+    .action((file: string, options: { worker?: string }) => {
+      process.exitCode = validate(file, options.worker);
     });
   program
     .command('plugins')

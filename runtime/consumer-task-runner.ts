@@ -133,6 +133,7 @@ export class ConsumerTaskRunner implements TaskRunner {
   details(): Record<string, unknown> {
     return {
       paused_partitions: this.pauses.waiting(),
+      ...(this.dlq ? { dead_letters: { topic: this.dlq.topic, recent: this.dlq.recent() } } : {}),
       ...(this.task?.describe?.() ?? {}),
     };
   }
@@ -211,6 +212,8 @@ export class ConsumerTaskRunner implements TaskRunner {
         taskId: this.deps.taskId,
         metrics: this.deps.metrics,
         labels: this.labels,
+        ...(this.deps.redact ? { redact: this.deps.redact } : {}),
+        now: this.now,
       });
       this.delivery.attachDeadLetterQueue(this.dlq);
     }

@@ -2,6 +2,8 @@
 // `__connect.errors.*` context headers so existing DLQ tooling (and replays) work unchanged.
 // `send` resolves only once Kafka acknowledged every dead letter; the caller commits the
 // consumed offsets after that, never before (a failed DLQ write must not advance the offset).
+// The exception headers pass through `redact` (the worker's SecretRedactor): a record that failed
+// because of a secret config value must not carry that value into the topic.
 import type { IHeaders, Producer } from 'kafkajs';
 import { ConnectError, RetriableError, type Stage } from './errors.js';
 import { classifyProducerError } from './kafka-errors.js';
@@ -33,10 +35,32 @@ export interface DeadLetterQueueOptions {
   taskId: number;
   metrics: RuntimeMetrics;
   labels: TaskLabels;
+  /** Hides known secrets in the exception message, stack trace and context headers. */
+  redact?: (text: string) => string;
+  /** How many recent dead letters `recent()` keeps (default 10), for `/status` and the status page. */
+  recentMax?: number;
+  now?: () => number;
+}
+
+/** What `/status` shows of a recent dead letter: where it came from and why, never its bytes. */
+export interface RecentDeadLetter {
+  /** Epoch ms when it was written (with exactly_once: sent in its transaction). */
+  at: number;
+  origin?: { topic: string; partition: number; offset: string };
+  stage: Stage;
+  code?: string;
+  message: string;
 }
 
 export class DeadLetterQueue {
+  private readonly recentLetters: RecentDeadLetter[] = [];
+
   constructor(private readonly options: DeadLetterQueueOptions) {}
+
+  /** The last dead letters written, oldest first (at most `recentMax`). */
+  recent(): readonly RecentDeadLetter[] {
+    return this.recentLetters;
+  }
 
   get topic(): string {
     return this.options.topic;
@@ -66,6 +90,7 @@ export class DeadLetterQueue {
         })),
         this.options.maxRequestBytes,
       );
+      this.remember(letters);
     } catch (cause) {
       metrics.dlqProduceFailures.inc(labels, letters.length);
       const classified = classifyProducerError(cause, { topics: [topic], dlq: true });
@@ -80,12 +105,31 @@ export class DeadLetterQueue {
     }
   }
 
+  private remember(letters: readonly DeadLetter[]): void {
+    const max = this.options.recentMax ?? 10;
+    const redact = this.options.redact ?? ((text: string) => text);
+    const at = (this.options.now ?? Date.now)();
+    for (const letter of letters.slice(-max)) {
+      this.recentLetters.push({
+        at,
+        ...(letter.origin ? { origin: letter.origin } : {}),
+        stage: letter.stage,
+        ...(letter.error instanceof ConnectError ? { code: letter.error.code } : {}),
+        message: redact(letter.error.message),
+      });
+    }
+    if (this.recentLetters.length > max) this.recentLetters.splice(0, this.recentLetters.length - max);
+  }
+
   private headersFor(letter: DeadLetter): IHeaders {
     const headers: IHeaders = { ...(letter.headers ?? {}) };
     if (!this.options.contextHeaders) return headers;
+    const redact = this.options.redact ?? ((text: string) => text);
     const put = (name: string, value: string | number | undefined) => {
       if (value !== undefined) headers[ERROR_HEADER_PREFIX + name] = String(value);
     };
+    const putText = (name: string, value: string | number | undefined) =>
+      put(name, value === undefined ? undefined : redact(String(value)));
     const error = letter.error;
     if (letter.origin) {
       put('topic', letter.origin.topic);
@@ -97,11 +141,11 @@ export class DeadLetterQueue {
     put('stage', letter.stage);
     put('class.name', letter.className);
     put('exception.class.name', error.name);
-    put('exception.message', error.message);
-    put('exception.stacktrace', error.stack ?? error.message);
+    putText('exception.message', error.message);
+    putText('exception.stacktrace', error.stack ?? error.message);
     if (error instanceof ConnectError) {
       put('error.code', error.code);
-      for (const [key, value] of Object.entries(error.context)) put(key, value);
+      for (const [key, value] of Object.entries(error.context)) putText(key, value);
     }
     return headers;
   }

@@ -38,6 +38,7 @@ import { ConnectError } from './errors.js';
 import { HerderError } from './herder.js';
 import type { ConnectorOffsets, Herder } from './herder.js';
 import { JaasSyntaxError, parseJaasFile, type TlsMaterial } from './kafka-security.js';
+import { registerStatusPage } from './status-page.js';
 
 export interface RestServerOptions {
   herder: Herder;
@@ -54,6 +55,11 @@ export interface RestServerOptions {
   basicAuth?: { users: ReadonlyMap<string, string> };
   /** CORS: allowed origins (`*` for any) and methods; absent or no origins: no CORS headers. */
   cors?: { origins: readonly string[]; methods: readonly string[] };
+  /**
+   * Hides known secret values in every error message answered (the worker's SecretRedactor), in
+   * case one reaches an error the herder did not redact. Default: messages as they are.
+   */
+  redact?: (text: string) => string;
 }
 
 export interface RestServer {
@@ -158,15 +164,17 @@ export function createRestServer(options: RestServerOptions): RestServer {
     if (request.is404) return sendError(reply, 404, 'HTTP 404 Not Found');
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, 404, 'HTTP 404 Not Found'));
+  const redact = options.redact ?? ((text: string) => text);
   app.setErrorHandler((error: unknown, request, reply) => {
     const { status, message } = describeError(error, bodyLimit);
     const line = `REST request ${request.method} ${request.url}`;
     if (status >= 500) request.log.error({ err: error }, `${line} failed`);
     else request.log.debug({ err: error }, `${line} rejected`);
-    return sendError(reply, status, message);
+    return sendError(reply, status, redact(message));
   });
 
   registerRoutes(app, herder, metrics);
+  registerStatusPage(app);
 
   let closing: Promise<void> | undefined;
   return {

@@ -89,6 +89,7 @@ export class SourceTaskRunner implements TaskRunner {
     return {
       finished: this.finished,
       ...(this.retryingWhat ? { retrying: this.retryingWhat } : {}),
+      ...(this.dlq ? { dead_letters: { topic: this.dlq.topic, recent: this.dlq.recent() } } : {}),
       ...(this.task?.describe?.() ?? {}),
     };
   }
@@ -169,6 +170,8 @@ export class SourceTaskRunner implements TaskRunner {
           taskId: deps.taskId,
           metrics: deps.metrics,
           labels: this.labels,
+          ...(deps.redact ? { redact: deps.redact } : {}),
+          now: this.now,
         });
       }
       if (signal.aborted) return;

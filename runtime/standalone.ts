@@ -10,15 +10,16 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { ConfigProblem, ParsedConfig } from './config/config-spec.js';
-import { CLIENT_KINDS, clientSecurity, isHttpsListener } from './config/worker-config.js';
+import { CLIENT_KINDS, clientSecurity, isHttpsListener, workerFileAccess } from './config/worker-config.js';
 import type { HttpRegistryOptions } from './converters/schema-registry.js';
 import { errorMessage } from './error-catalogue.js';
 import { ConnectError } from './errors.js';
 import { createKafka, describeKafkaClients, type OverridePolicy } from './kafka-clients.js';
 import { isSecurityKey, loadTls, type TlsMaterial } from './kafka-security.js';
-import { createLogger } from './logger.js';
+import { createLogger, withRedaction } from './logger.js';
 import type { PluginRegistry } from './plugin-registry.js';
 import { createRestServer, loadBasicAuthUsers, type RestServerOptions } from './rest-server.js';
+import { SecretRedactor, secretsOf, WORKER_SCOPE } from './secret-redaction.js';
 import { Worker } from './worker.js';
 
 export function createStandaloneWorker(
@@ -26,7 +27,13 @@ export function createStandaloneWorker(
   plugins: PluginRegistry,
   options: { logger?: Logger; workerId?: string } = {},
 ) {
-  const logger = options.logger ?? createLogger(workerConfig.getString('log.level'));
+  const secrets = new SecretRedactor();
+  secrets.set(WORKER_SCOPE, secretsOf(workerConfig));
+  const logger = withRedaction(
+    options.logger ?? createLogger(workerConfig.getString('log.level')),
+    secrets.redactJsonLine,
+  );
+  const files = workerFileAccess(workerConfig);
   const metricsRegistry = new Registry();
   collectDefaultMetrics({ register: metricsRegistry });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}`;
@@ -51,6 +58,9 @@ export function createStandaloneWorker(
     // HttpRegistryOptions); WorkerOptions still types the field as a URL string.
     schemaRegistryUrl: registry,
     offsetStoreFile: workerConfig.getString('offset.storage.file.filename'),
+    allowedPaths: files.paths,
+    configProviders: files.providers,
+    secrets,
     settings: {
       workerId,
       offsetFlushIntervalMs: workerConfig.getNumber('offset.flush.interval.ms'),
@@ -67,6 +77,7 @@ export function createStandaloneWorker(
     metrics: metricsRegistry,
     logger,
     listeners: workerConfig.getString('listeners'),
+    redact: secrets.redact,
     ...restSecurity,
   });
   logger.info(
@@ -83,6 +94,12 @@ export function createStandaloneWorker(
         listeners: workerConfig.getString('listeners'),
         auth: restSecurity.basicAuth ? `basic (${restSecurity.basicAuth.users.size} users)` : 'none',
         ...(restSecurity.tls ? { clientAuthentication: restSecurity.tls.clientAuthentication } : {}),
+      },
+      files: {
+        'allowed.paths': files.paths.directories,
+        'config.providers.file.param.allowed.paths': workerConfig.getList(
+          'config.providers.file.param.allowed.paths',
+        ),
       },
     },
     'worker security',

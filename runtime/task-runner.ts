@@ -52,6 +52,8 @@ export interface RunnerDependencies {
   /** Injected for tests: the clock and the interruptible sleep used by retries. */
   now?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<boolean>;
+  /** Hides the worker's known secrets (dead-letter headers and reasons). */
+  redact?: (text: string) => string;
   /** Injected for tests: how often the lag of partitions paused for redelivery is read (default 5 s). */
   pausedLagRefreshMs?: number;
 }

@@ -6,10 +6,17 @@
 // Every change to one connector (REST-driven or internal) runs in that connector's serial queue,
 // so changes apply in the order they arrived and never interleave: after DELETE resolves no runner
 // of the connector runs, and a change queued behind it answers 404. Reads are not queued.
+//
+// Files and secrets: connector configs are validated against the worker's `allowed.paths` and
+// resolved with its connector config providers; each connector's secret values go to the worker's
+// SecretRedactor, which hides them in the worker's logs, in every trace, task detail, offset and
+// error the worker answers, and (through the guarded plugin) in the errors its tasks raise.
 import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { AllowedDirectories, type AllowedPaths } from './allowed-paths.js';
 import type { ConnectorPlugin } from './api.js';
+import { connectorConfigProviders, type ConfigProvider } from './config/config-providers.js';
 import { maskSecrets, type ConfigProblem, type ParsedConfig } from './config/config-spec.js';
 import { checkConnectorConfig, connectorSpecFor, topicsPattern } from './config/connector-config.js';
 import {
@@ -45,8 +52,11 @@ import {
   type TaskInfo,
   type TaskStateInfo,
 } from './herder.js';
+import { guardPlugin } from './guarded-plugin.js';
+import { withRedaction } from './logger.js';
 import { FileOffsetStore } from './offset-store.js';
 import type { PluginRegistry } from './plugin-registry.js';
+import { SecretRedactor, secretsOf } from './secret-redaction.js';
 import { SourceTaskRunner } from './source-task-runner.js';
 import { RuntimeMetrics } from './task-metrics.js';
 import { taskLabels, type RunnerDependencies, type RunnerSettings, type TaskRunner } from './task-runner.js';
@@ -56,6 +66,8 @@ export const VERSION = '0.1.0';
 interface ConnectorEntry {
   name: string;
   plugin: ConnectorPlugin;
+  /** `plugin` as its runners get it: file checks before each task, secrets hidden in its errors. */
+  guarded: ConnectorPlugin;
   /** The config as submitted (variables unresolved): what REST shows, secrets masked. */
   submitted: Record<string, string>;
   config: ParsedConfig;
@@ -64,8 +76,14 @@ interface ConnectorEntry {
   metricTaskIds: Set<number>;
 }
 
-/** Everything a task runner needs, composed by the worker for one task. */
-export type RunnerFactoryInput = RunnerDependencies & { offsets: FileOffsetStore };
+/**
+ * Everything a task runner needs, composed by the worker for one task. `redact` hides the worker's
+ * known secrets: give it to the task's DeadLetterQueue (its `redact` option).
+ */
+export type RunnerFactoryInput = RunnerDependencies & {
+  offsets: FileOffsetStore;
+  redact: (text: string) => string;
+};
 export type RunnerFactory = (deps: RunnerFactoryInput) => TaskRunner;
 
 /** The runners of the runtime: a source task runner, or a consumer runner for sinks and processors. */
@@ -95,6 +113,15 @@ export interface WorkerOptions {
   runnerFactory?: RunnerFactory;
   /** The clock of stop deadlines; `interruptibleSleep` by default (tests inject a fake). */
   sleep?: Sleep;
+  /** What connectors may read and write (`allowed.paths`); default: no file. */
+  allowedPaths?: AllowedPaths;
+  /** The providers of `${...}` references in connector configs; default: `env`, and `file` for no file. */
+  configProviders?: readonly ConfigProvider[];
+  /**
+   * The secrets to hide, shared with whatever else logs or answers for this worker (the REST
+   * server, the Kafka client's logger); default: the worker's own.
+   */
+  secrets?: SecretRedactor;
 }
 
 export class Worker implements Herder {
@@ -106,14 +133,22 @@ export class Worker implements Herder {
   private readonly schemaRegistry: CachedSchemaRegistry | undefined;
   private readonly runnerFactory: RunnerFactory;
   private readonly sleep: Sleep;
+  private readonly logger: Logger;
+  private readonly secrets: SecretRedactor;
+  private readonly paths: AllowedPaths;
+  private readonly providers: readonly ConfigProvider[];
   private clusterId = '';
   private started = false;
   private stopping: Promise<WorkerStopSummary> | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId;
+    this.secrets = options.secrets ?? new SecretRedactor();
+    this.logger = withRedaction(options.logger, this.secrets.redactJsonLine);
+    this.paths = options.allowedPaths ?? new AllowedDirectories([]);
+    this.providers = options.configProviders ?? connectorConfigProviders(new AllowedDirectories([]));
     this.metrics = new RuntimeMetrics(options.metricsRegistry);
-    this.offsets = new FileOffsetStore(options.offsetStoreFile, { onWarning: (m) => options.logger.warn(m) });
+    this.offsets = new FileOffsetStore(options.offsetStoreFile, { onWarning: (m) => this.logger.warn(m) });
     this.schemaRegistry = options.schemaRegistryUrl
       ? new CachedSchemaRegistry(options.schemaRegistryUrl)
       : undefined;
@@ -145,7 +180,8 @@ export class Worker implements Herder {
   }
 
   private async drainTasks(): Promise<WorkerStopSummary> {
-    const { logger, settings } = this.options;
+    const { settings } = this.options;
+    const logger = this.logger;
     const ms = settings.shutdownTimeoutMs;
     const abort = new AbortController();
     const deadline = { reached: this.sleep(ms, abort.signal), ms };
@@ -202,7 +238,7 @@ export class Worker implements Herder {
       connector: {
         state: lifecycle.state,
         worker_id: this.workerId,
-        ...(lifecycle.failure !== undefined ? { trace: lifecycle.failure } : {}),
+        ...(lifecycle.failure !== undefined ? { trace: this.secrets.redact(lifecycle.failure) } : {}),
       },
       tasks: lifecycle.tasks().map((task) => this.taskStatusOf(task)),
       type: entry.plugin.kind,
@@ -235,7 +271,10 @@ export class Worker implements Herder {
 
   validateConfig(plugin: string, config: Record<string, unknown>): ConfigInfos {
     const found = this.plugin(plugin);
-    const report = validationReport(found.name, connectorSpecFor(found), config);
+    const report = validationReport(found.name, connectorSpecFor(found), config, {
+      providers: this.providers,
+      paths: this.paths,
+    });
     const valid = (key: string) =>
       report.configs.find((c) => c.value.name === key && c.value.errors.length === 0)?.value.value;
     return addProblems(report, this.schemaRegistryProblems(valid));
@@ -268,8 +307,9 @@ export class Worker implements Herder {
       const entry = this.entry(name);
       await entry.lifecycle.remove();
       this.connectors.delete(name);
+      this.secrets.forget(name);
       for (const id of entry.metricTaskIds) this.metrics.forget(taskLabels(name, id));
-      this.options.logger.info({ connector: name }, 'connector deleted');
+      this.logger.info({ connector: name }, 'connector deleted');
     });
   }
 
@@ -301,7 +341,12 @@ export class Worker implements Herder {
     return this.serially(name, 'stop', () => this.entry(name).lifecycle.stop());
   }
 
+  /** Secrets in partitions and offsets (a source file named by a `${env:...}` value) are hidden. */
   async connectorOffsets(name: string): Promise<ConnectorOffsets> {
+    return this.secrets.redactValue(await this.readOffsets(name));
+  }
+
+  private async readOffsets(name: string): Promise<ConnectorOffsets> {
     const entry = this.entry(name);
     if (entry.plugin.kind === 'source') {
       return {
@@ -402,8 +447,18 @@ export class Worker implements Herder {
    * body) wins over the config's own `name`; the REST layer refuses a mismatch first.
    */
   private parse(name: string, config: Record<string, unknown>) {
-    const { plugin, config: parsed, problems } = checkConnectorConfig(this.options.plugins, config, { name });
-    if (parsed) problems.push(...this.schemaRegistryProblems((key) => parsed.get(key)));
+    const {
+      plugin,
+      config: parsed,
+      problems,
+      values,
+    } = checkConnectorConfig(this.options.plugins, config, {
+      name,
+      providers: this.providers,
+      paths: this.paths,
+    });
+    // From the keys that parsed, so a config with other problems still hears about this one.
+    if (plugin) problems.push(...this.schemaRegistryProblems((key) => values.get(key)));
     // Kafka Connect refuses client overrides the worker's override policy forbids at create time.
     if (parsed) problems.push(...connectorOverrideProblems(this.options.kafka, parsed));
     if (!plugin || !parsed || problems.length > 0) {
@@ -473,28 +528,51 @@ export class Worker implements Herder {
     if (existing && !allowReplace)
       throw new HerderError(409, 'CONNECTOR_EXISTS', `Connector ${name} already exists`);
     const { plugin, parsed, submitted } = this.parse(name, config);
+    const secrets = secretsOf(parsed, {
+      spec: connectorSpecFor(plugin),
+      directories: this.paths.directories,
+    });
     if (existing) {
+      // The old tasks may still log while they stop: hide both configs' secrets until they have.
+      this.secrets.set(name, [...this.secrets.of(name), ...secrets]);
       existing.plugin = plugin;
+      existing.guarded = this.guard(plugin);
       existing.config = parsed;
       existing.submitted = submitted;
-      this.options.logger.info({ connector: name, config: this.maskedConfig(existing) }, 'connector updated');
-      await existing.lifecycle.reconfigure();
+      this.logger.info({ connector: name, config: this.maskedConfig(existing) }, 'connector updated');
+      try {
+        await existing.lifecycle.reconfigure();
+      } finally {
+        this.secrets.set(name, secrets);
+      }
     } else {
+      this.secrets.set(name, secrets);
       const entry = this.newEntry(name, plugin, parsed, submitted);
       this.connectors.set(name, entry);
-      this.options.logger.info({ connector: name, config: this.maskedConfig(entry) }, 'connector created');
+      this.logger.info({ connector: name, config: this.maskedConfig(entry) }, 'connector created');
       await entry.lifecycle.start();
     }
     return { created: !existing, info: this.connectorInfo(name) };
   }
 
-  /** Runs a change to connector `name` after the changes queued before it; refused once stopping. */
+  /**
+   * Runs a change to connector `name` after the changes queued before it; refused once stopping.
+   * A failure's message has every known secret hidden before it can reach an answer.
+   */
   private serially<T>(name: string, action: string, change: () => Promise<T>): Promise<T> {
     if (this.stopping) return Promise.reject(workerStopping(name, action));
     return this.queue.run(name, async () => {
       if (this.stopping) throw workerStopping(name, action);
-      return change();
+      try {
+        return await change();
+      } catch (error) {
+        throw this.secrets.redactError(error);
+      }
     });
+  }
+
+  private guard(plugin: ConnectorPlugin): ConnectorPlugin {
+    return guardPlugin(plugin, { paths: this.paths, secrets: this.secrets });
   }
 
   private newEntry(
@@ -506,6 +584,7 @@ export class Worker implements Herder {
     const entry: ConnectorEntry = {
       name,
       plugin,
+      guarded: this.guard(plugin),
       config,
       submitted,
       metricTaskIds: new Set(),
@@ -514,7 +593,7 @@ export class Worker implements Herder {
         taskCount: () => entry.config.getNumber('tasks.max'),
         createRunner: (taskId) => this.createRunner(entry, taskId),
         onTaskFailed: (taskId) => this.metrics.setStatus(taskLabels(name, taskId), 'FAILED'),
-        logger: this.options.logger,
+        logger: this.logger,
         stopTimeoutMs: this.options.settings.shutdownTimeoutMs,
         sleep: this.sleep,
       }),
@@ -531,10 +610,12 @@ export class Worker implements Herder {
     return entry.lifecycle.tasks().map((task) => task.taskId);
   }
 
+  /** The task's state, its trace and details with every known secret hidden. */
   private taskStatusOf(task: TaskView): TaskStateInfo {
     const { runner } = task;
-    const details = runner.details();
-    const trace = task.failure ?? runner.trace;
+    const details = this.secrets.redactValue(runner.details());
+    const failure = task.failure ?? runner.trace;
+    const trace = failure === undefined ? undefined : this.secrets.redact(failure);
     return {
       id: task.taskId,
       state: taskState(task),
@@ -556,15 +637,16 @@ export class Worker implements Herder {
       kafka: options.kafka,
       connectorName: entry.name,
       taskId,
-      plugin: entry.plugin,
+      plugin: entry.guarded,
       config: entry.config,
       settings: options.settings,
       keyConverter: this.converter(entry.config, 'key'),
       valueConverter: this.converter(entry.config, 'value'),
       metrics: this.metrics,
       registry: options.metricsRegistry,
-      logger: options.logger.child({ connector: entry.name, task: taskId }),
+      logger: this.logger.child({ connector: entry.name, task: taskId }),
       offsets: this.offsets,
+      redact: this.secrets.redact,
     });
   }
 

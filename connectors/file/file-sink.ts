@@ -1,9 +1,10 @@
 // FileSink: appends each record's value to a file as one JSON line, so scored topics are easy to
 // look at and to check. Writes of a batch go out in one append; `flush` fsyncs before the runtime
-// commits offsets, so a committed offset always has its lines on disk.
-import { open, type FileHandle } from 'node:fs/promises';
+// commits offsets, so a committed offset always has its lines on disk. The file must lie inside the
+// worker's `allowed.paths`; the real path the worker resolved is the one opened.
+import { constants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import {
   defineConfig,
   FatalError,
@@ -13,13 +14,18 @@ import {
   type SinkTask,
   type TaskContext,
 } from '../../runtime/api.js';
+import { allowedFile } from './file-paths.js';
 
 export const fileSinkConfig = defineConfig([
   {
     name: 'file',
     type: 'string',
     importance: 'high',
-    documentation: 'Path of the JSON-lines file to append to.',
+    filePath: 'write',
+    documentation:
+      'Path of the JSON-lines file to append to, created with its directories when missing; relative paths are ' +
+      "relative to the worker's working directory. Must lie inside the worker's `allowed.paths` (symbolic links " +
+      'resolved).',
   },
   {
     name: 'include.metadata',
@@ -61,9 +67,14 @@ class FileSinkTask implements SinkTask {
   }
 
   async start(): Promise<void> {
+    const file = allowedFile(this.context, 'file', this.path);
     try {
-      await mkdir(dirname(this.path), { recursive: true });
-      this.handle = await open(this.path, 'a');
+      await mkdir(dirname(file), { recursive: true });
+      this.handle = await open(
+        file,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+        0o666,
+      );
     } catch (cause) {
       throw new FatalError(
         'CONFIG_INVALID',

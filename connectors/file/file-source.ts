@@ -2,8 +2,10 @@
 // per line, typed by a given `.avsc` schema. The source offset is the byte position after the
 // last line emitted, so a restart resumes at the next line. Like `tail -f`, it keeps watching the
 // file for appended lines. A line that does not fit the schema is reported as a failed record
-// (dead-letter queue with errors.tolerance=all), never a crash.
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+// (dead-letter queue with errors.tolerance=all), never a crash. Both files must lie inside the
+// worker's `allowed.paths`; the real paths the worker resolved are the ones opened.
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import avro from 'avsc';
 import {
@@ -19,11 +21,20 @@ import {
   type SourceTaskContext,
 } from '../../runtime/api.js';
 import { parseCsvLine } from './csv.js';
+import { allowedFile } from './file-paths.js';
 
 const READ_CHUNK_BYTES = 1 << 20;
 
 export const fileSourceConfig = defineConfig([
-  { name: 'file', type: 'string', importance: 'high', documentation: 'Path of the file to read.' },
+  {
+    name: 'file',
+    type: 'string',
+    importance: 'high',
+    filePath: 'read',
+    documentation:
+      "Path of the file to read; relative paths are relative to the worker's working directory. Must lie inside " +
+      "the worker's `allowed.paths` (symbolic links resolved).",
+  },
   {
     name: 'topic',
     type: 'string',
@@ -43,8 +54,10 @@ export const fileSourceConfig = defineConfig([
     name: 'value.schema.file',
     type: 'string',
     importance: 'high',
+    filePath: 'read',
     documentation:
-      'Path of the Avro schema (`.avsc`, a record) each line is converted to. CSV columns map to fields by header name.',
+      'Path of the Avro schema (`.avsc`, a record) each line is converted to. CSV columns map to fields by header name. ' +
+      "Must lie inside the worker's `allowed.paths`.",
   },
   {
     name: 'csv.delimiter',
@@ -146,9 +159,11 @@ class FileSourceTask implements SourceTask {
   private readonly schemaFile: string;
 
   async start(): Promise<void> {
+    const schemaFile = allowedFile(this.context, 'value.schema.file', this.schemaFile);
+    const file = allowedFile(this.context, 'file', this.path);
     let schema: unknown;
     try {
-      schema = JSON.parse(await readFile(this.schemaFile, 'utf8'));
+      schema = JSON.parse(await readNoFollow(schemaFile));
       this.type = avro.Type.forSchema(schema as avro.Schema);
     } catch (cause) {
       throw new FatalError(
@@ -164,7 +179,7 @@ class FileSourceTask implements SourceTask {
       );
     }
     try {
-      this.handle = await open(this.path, 'r');
+      this.handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (cause) {
       throw new FatalError(
         'SOURCE_FILE_MISSING',
@@ -290,6 +305,16 @@ class FileSourceTask implements SourceTask {
           ? chunk.subarray(0, bytesRead)
           : Buffer.concat([this.pending, chunk.subarray(0, bytesRead)]);
     }
+  }
+}
+
+/** Reads a whole file without following a symbolic link swapped in since its path was resolved. */
+async function readNoFollow(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
 }
 

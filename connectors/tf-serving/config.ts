@@ -358,8 +358,9 @@ const KEYS: ConfigKey[] = [
     importance: 'low',
     group: INPUT,
     displayName: 'File base directory',
+    filePath: 'read',
     documentation:
-      'The directory the files named by `input.file.fields` must be in; required with `input.file.fields`. A ' +
+      "The directory the files named by `input.file.fields` must be in; required with `input.file.fields`; must lie inside the worker's `allowed.paths`. A " +
       'relative path in a record resolves against it; a path that leads outside it (`..`, an absolute path ' +
       'elsewhere, a symlink whose target is elsewhere) fails the record (MODEL_INPUT_FILE_REFUSED). The task ' +
       'fails at start when it is not an existing directory.',

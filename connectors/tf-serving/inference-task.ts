@@ -229,8 +229,18 @@ export class TFServingInferenceTask implements ProcessorTask {
       });
       let files: FileInputReader | undefined;
       if (settings.inputFile !== undefined) {
+        // The worker's allow-list bounds the base directory; every read is confined to its real path.
+        const paths = this.context.paths;
+        if (!paths) {
+          throw new FatalError(
+            'FILE_PATH_NOT_ALLOWED',
+            'input.file.fields needs the worker to grant file access (allowed.paths); this worker gave the task none',
+            { stage: 'TASK_START' },
+          );
+        }
         files = new FileInputReader({
           ...settings.inputFile,
+          baseDir: paths.resolve(settings.inputFile.baseDir, 'input.file.base.dir'),
           timeoutMs: settings.inputFile.readTimeoutMs,
           ...(this.deps.setTimer ? { setTimer: this.deps.setTimer } : {}),
         });

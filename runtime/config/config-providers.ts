@@ -3,7 +3,13 @@
 // of a Java-properties file. Configs are stored and shown with the references unresolved; resolved
 // values live only in the parsed config. Problems name the config key and the reference, never a
 // resolved value.
+//
+// The worker's own config may reference any file (the operator wrote it). Connector configs arrive
+// over REST, so the worker gives them a file provider bounded by Kafka's KIP-993 key
+// `config.providers.file.param.allowed.paths` (`connectorConfigProviders`): unset, they may not
+// reference files at all, or any REST client could read a key of any file the worker can read.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import type { AllowedPaths } from '../allowed-paths.js';
 import { errorMessage } from '../error-catalogue.js';
 import {
   parseConfig,
@@ -12,6 +18,7 @@ import {
   type ConfigSpec,
   type ConfigValue,
   type ParsedConfig,
+  type PathCheck,
 } from './config-spec.js';
 
 /** The outcome of looking up one variable: its value, or why it has none (no secret in it). */
@@ -56,8 +63,8 @@ class ProviderFileRefused extends Error {}
  * (`PUT .../config/validate`) and is resolved on the worker's event loop: a FIFO would block it
  * for good, `/dev/zero` would fill its memory.
  */
-export function readRegularFile(path: string, maxBytes = MAX_PROVIDER_FILE_BYTES): string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+export function readRegularFile(path: string, maxBytes = MAX_PROVIDER_FILE_BYTES, extraFlags = 0): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | extraFlags);
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new ProviderFileRefused(`${path} is not a regular file`);
@@ -82,9 +89,14 @@ export function readRegularFile(path: string, maxBytes = MAX_PROVIDER_FILE_BYTES
  * `${file:/path/to/file.properties:key}`: Kafka Connect's FileConfigProvider. The file is read at
  * every resolution (so a restarted connector sees a rotated secret); relative paths are relative
  * to the worker's working directory. Only regular files up to MAX_PROVIDER_FILE_BYTES are read.
+ * With `allowed` (KIP-993's `allowed.paths`), a file outside it is a problem and is not touched;
+ * the file read is the resolved path, opened without following a link swapped in since.
  */
 export function fileConfigProvider(
   read: (path: string) => string = (path) => readRegularFile(path),
+  allowed?: AllowedPaths,
+  readResolved: (path: string) => string = (path) =>
+    readRegularFile(path, MAX_PROVIDER_FILE_BYTES, constants.O_NOFOLLOW),
 ): ConfigProvider {
   return {
     name: 'file',
@@ -93,7 +105,11 @@ export function fileConfigProvider(
       if (path === undefined || path === '') return { problem: `write ${this.usage}` };
       let text: string;
       try {
-        text = read(path);
+        if (allowed) {
+          const problem = allowed.problem(path);
+          if (problem) return { problem: `${path} ${problem}` };
+          text = readResolved(allowed.resolve(path, 'the reference'));
+        } else text = read(path);
       } catch (error) {
         if (error instanceof ProviderFileRefused)
           return { problem: `${error.message}; name a properties file` };
@@ -113,6 +129,17 @@ export function defaultConfigProviders(
 }
 
 /**
+ * The providers for connector configs: `${env:...}`, and `${file:...}` only inside `fileAllowed`
+ * (the worker's `config.providers.file.param.allowed.paths`; empty, no file may be referenced).
+ */
+export function connectorConfigProviders(
+  fileAllowed: AllowedPaths,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ConfigProvider[] {
+  return [envConfigProvider(env), fileConfigProvider(undefined, fileAllowed)];
+}
+
+/**
  * Kafka's variable syntax `${provider:[path:]key}`: the provider ends at the first colon, the
  * path (if any) at the next one, so a path cannot contain a colon.
  */
@@ -125,6 +152,8 @@ export interface ResolvedConfig {
   problems: ConfigProblem[];
   /** The keys that contained references, mapped to their text before resolution. */
   references: Record<string, string>;
+  /** Every value a reference resolved to: secrets, wherever they end up. */
+  resolved: string[];
 }
 
 /**
@@ -139,6 +168,7 @@ export function resolveVariables(
   const values: Record<string, string> = {};
   const problems: ConfigProblem[] = [];
   const references: Record<string, string> = {};
+  const found = new Set<string>();
   for (const [key, text] of Object.entries(config)) {
     if (!text.includes('${')) {
       values[key] = text;
@@ -154,7 +184,10 @@ export function resolveVariables(
           : {
               problem: `unknown config provider "${name}"; use one of: ${providers.map((p) => p.usage).join(', ')}`,
             };
-        if ('value' in lookup) return lookup.value;
+        if ('value' in lookup) {
+          found.add(lookup.value);
+          return lookup.value;
+        }
         failed = true;
         problems.push({
           key,
@@ -170,7 +203,7 @@ export function resolveVariables(
     references[key] = text;
     values[key] = failed ? text : resolved;
   }
-  return { values, problems, references };
+  return { values, problems, references, resolved: [...found] };
 }
 
 export interface VariableOptions {
@@ -178,6 +211,8 @@ export interface VariableOptions {
   resolveVariables?: boolean;
   /** Default: `env` over `process.env` and `file`. */
   providers?: readonly ConfigProvider[];
+  /** The worker's file allow-list for `filePath` keys (ParseOptions.paths). */
+  paths?: PathCheck;
 }
 
 export interface ParseResult {
@@ -199,10 +234,14 @@ export function parseWithVariables(
   const { values: given, problems } = stringifyValues(raw, spec);
   const resolved =
     options.resolveVariables === false
-      ? { values: given, problems: [], references: {} }
+      ? { values: given, problems: [], references: {}, resolved: [] }
       : resolveVariables(given, options.providers);
   problems.push(...resolved.problems);
-  const parsed = parseConfig(spec, resolved.values, { references: resolved.references });
+  const parsed = parseConfig(spec, resolved.values, {
+    references: resolved.references,
+    resolved: resolved.resolved,
+    ...(options.paths ? { paths: options.paths } : {}),
+  });
   const reported = new Set(problems.map((p) => p.key));
   problems.push(...parsed.problems.filter((p) => !reported.has(p.key)));
   return {

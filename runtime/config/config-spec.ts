@@ -5,6 +5,9 @@
 // Problem messages never contain the value of a secret key, nor a value that came from a
 // `${env:...}`/`${file:...}` reference: they name the reference instead (a REST client could
 // otherwise read any file the worker can by putting a reference into a validated key).
+//
+// Keys that name files (`filePath`) are checked against the worker's `allowed.paths` when a
+// validation context gives them (`ParseOptions.paths`): a path outside is a problem of its key.
 
 export type ConfigType = 'string' | 'int' | 'long' | 'double' | 'boolean' | 'list' | 'password' | 'class';
 export type Importance = 'high' | 'medium' | 'low';
@@ -29,6 +32,12 @@ export interface ConfigKey {
   secret?: boolean;
   /** Keys whose meaning depends on this one (Kafka Connect's `dependents`, shown by the REST API). */
   dependents?: readonly string[];
+  /**
+   * The value names a file (or directory) the connector reads or writes: the runtime refuses a
+   * path outside the worker's `allowed.paths` when the config is validated or submitted and again
+   * before each task is created. Say so in `documentation` too. `list` keys: every element.
+   */
+  filePath?: 'read' | 'write';
 }
 
 export interface CrossKeyRule {
@@ -65,7 +74,27 @@ export function mergeSpecs(...specs: ConfigSpec[]): ConfigSpec {
 
 export const isSecret = (key: ConfigKey): boolean => key.type === 'password' || key.secret === true;
 
+/**
+ * Whether a key's name marks its value secret, declared or not (pass-through keys such as
+ * `consumer.override.sasl.jaas.config` have no spec): a name containing `password` or `secret`,
+ * or ending in `.jaas.config`, `.user.info` or `.key` (a PEM private key: `ssl.keystore.key`).
+ */
+export const isSecretKeyName = (name: string): boolean =>
+  /password|secret/i.test(name) || /(^|\.)(jaas\.config|user\.info|key)$/i.test(name);
+
 export const MASK = '[hidden]';
+
+/**
+ * Shorter sensitive values are never replaced in text: masking every "true" or "1" would garble
+ * messages, and values that short cannot be meaningful secrets.
+ */
+export const MIN_SECRET_LENGTH = 4;
+
+/** How a validation sees the worker's file allow-list (a subset of the plugin API's AllowedPaths). */
+export interface PathCheck {
+  /** Why `path` may not be used, phrased to follow the value; undefined when it may. */
+  problem(path: string): string | undefined;
+}
 
 /** A validated config: typed getters over parsed values, plus the keys no spec declared. */
 export class ParsedConfig {
@@ -76,7 +105,34 @@ export class ParsedConfig {
     readonly originals: Readonly<Record<string, string>>,
     /** For keys whose value came from variable references: the text before resolution. */
     private readonly references: Readonly<Record<string, string>> = {},
+    /** Every value a `${...}` reference resolved to (a part of a key's value, or all of it). */
+    private readonly resolved: readonly string[] = [],
   ) {}
+
+  /** The keys whose value came (at least partly) from `${...}` references. */
+  referencedKeys(): string[] {
+    return Object.keys(this.references);
+  }
+
+  /**
+   * The values that must never be shown (logs, traces, dead-letter headers, REST answers): each
+   * value a `${env:...}`/`${file:...}` reference resolved to, the resolved values of keys with
+   * references, and the values of secret keys (declared, or named like one). Values shorter than
+   * MIN_SECRET_LENGTH are left out.
+   */
+  secretValues(): string[] {
+    const secret = new Set(this.spec.keys.filter(isSecret).map((k) => k.name));
+    const values = [
+      ...this.resolved,
+      ...Object.keys(this.references).map((key) => this.originals[key]),
+      ...Object.entries(this.originals)
+        .filter(([key]) => secret.has(key) || isSecretKeyName(key))
+        .map(([, value]) => value),
+    ];
+    return [
+      ...new Set(values.filter((v): v is string => v !== undefined && v.trim().length >= MIN_SECRET_LENGTH)),
+    ];
+  }
 
   has(name: string): boolean {
     const v = this.values.get(name);
@@ -144,8 +200,7 @@ export function maskSecrets(
 ): Record<string, string> {
   const secret = new Set(spec.keys.filter(isSecret).map((k) => k.name));
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(config))
-    out[k] = secret.has(k) || /password|secret/i.test(k) ? MASK : v;
+  for (const [k, v] of Object.entries(config)) out[k] = secret.has(k) || isSecretKeyName(k) ? MASK : v;
   return out;
 }
 
@@ -250,6 +305,13 @@ export interface ParseOptions {
    * resolution: their values are kept out of problem messages and `ParsedConfig.masked()`.
    */
   references?: Readonly<Record<string, string>>;
+  /** The values those references resolved to: kept out of problem messages too. */
+  resolved?: readonly string[];
+  /**
+   * The worker's file allow-list: `filePath` keys outside it are problems. Absent when there is
+   * no worker to ask (`infer-connect validate` without `--worker`): those keys are not checked.
+   */
+  paths?: PathCheck;
 }
 
 /** Parses and validates `raw` against `spec`, reporting every problem at once. */
@@ -259,6 +321,7 @@ export function parseConfig(
   options: ParseOptions = {},
 ): { config: ParsedConfig | undefined; problems: ConfigProblem[]; values: ReadonlyMap<string, ConfigValue> } {
   const references = options.references ?? {};
+  const resolved = options.resolved ?? [];
   const { values: given, problems } = stringifyValues(raw, spec);
   const values = new Map<string, ConfigValue>();
   const failed = new Set<string>(problems.map((p) => p.key));
@@ -302,22 +365,47 @@ export function parseConfig(
     const problem = rule.check(values);
     if (problem) problems.push({ key: rule.keys[0]!, message: problem });
   }
+  if (options.paths) problems.push(...pathProblems(spec, values, failed, options.paths, showFor));
   // Validators and rules are written by connector authors and may echo values: hide sensitive
-  // ones. Very short values are left alone, both because replacing them would garble messages
-  // and because they cannot be meaningful secrets.
-  const sensitive = Object.keys(given)
-    .filter((name) => secretKeys.has(name) || references[name] !== undefined || /password|secret/i.test(name))
-    .map((name) => given[name]!)
-    .filter((value) => value.trim().length >= 3);
+  // ones (longest first, so a secret containing another is hidden whole).
+  const sensitive = [
+    ...resolved,
+    ...Object.keys(given)
+      .filter((name) => secretKeys.has(name) || references[name] !== undefined || isSecretKeyName(name))
+      .map((name) => given[name]!),
+  ]
+    .filter((value) => value.trim().length >= MIN_SECRET_LENGTH)
+    .sort((a, b) => b.length - a.length);
   const redacted = problems.map((p) => ({
     key: p.key,
     message: sensitive.reduce((message, value) => message.split(value).join(MASK), p.message),
   }));
   return {
-    config: problems.length === 0 ? new ParsedConfig(spec, values, given, references) : undefined,
+    config: problems.length === 0 ? new ParsedConfig(spec, values, given, references, resolved) : undefined,
     problems: redacted,
     values,
   };
+}
+
+/** `filePath` keys whose (parsed) value lies outside the allow-list, shown the way `show` says. */
+function pathProblems(
+  spec: ConfigSpec,
+  values: ReadonlyMap<string, ConfigValue>,
+  failed: ReadonlySet<string>,
+  paths: PathCheck,
+  showFor: (name: string) => ShowValue,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const key of spec.keys) {
+    if (!key.filePath || failed.has(key.name)) continue;
+    const value = values.get(key.name);
+    const list = Array.isArray(value) ? value : typeof value === 'string' && value !== '' ? [value] : [];
+    for (const path of list) {
+      const problem = paths.problem(path);
+      if (problem) problems.push({ key: key.name, message: `${showFor(key.name)(path)} ${problem}` });
+    }
+  }
+  return problems;
 }
 
 function firstSentence(text: string): string {

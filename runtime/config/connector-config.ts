@@ -452,10 +452,12 @@ export function parseConnectorConfig(
   plugin: ConnectorPlugin,
   raw: Readonly<Record<string, unknown>>,
   options: ConnectorParseOptions = {},
-): { config: ParsedConfig | undefined; problems: ConfigProblem[] } {
+): { config: ParsedConfig | undefined; problems: ConfigProblem[]; values: ReadonlyMap<string, ConfigValue> } {
   const named = withName(raw, options.name);
-  const { config, problems } = parseWithVariables(connectorSpecFor(plugin), named.config, options);
-  return named.problem ? { config: undefined, problems: [named.problem, ...problems] } : { config, problems };
+  const { config, problems, values } = parseWithVariables(connectorSpecFor(plugin), named.config, options);
+  return named.problem
+    ? { config: undefined, problems: [named.problem, ...problems], values }
+    : { config, problems, values };
 }
 
 /** How connector configs find their plugin (a PluginRegistry). */
@@ -469,13 +471,19 @@ export interface PluginLookup {
  * Validates a connector config whose plugin its own `connector.class` names: against that plugin's
  * spec, or, when connector.class is missing or names no plugin, against the keys every connector
  * has (name, tasks.max, converters, errors.*), so one answer still lists every problem it can,
- * connector.class first. `config` is set only when there are no problems.
+ * connector.class first. `config` is set only when there are no problems; `values` holds the
+ * keys that parsed (defaults included), for checks that need a few of them whatever else failed.
  */
 export function checkConnectorConfig(
   plugins: PluginLookup,
   raw: Readonly<Record<string, unknown>>,
   options: ConnectorParseOptions = {},
-): { plugin: ConnectorPlugin | undefined; config: ParsedConfig | undefined; problems: ConfigProblem[] } {
+): {
+  plugin: ConnectorPlugin | undefined;
+  config: ParsedConfig | undefined;
+  problems: ConfigProblem[];
+  values: ReadonlyMap<string, ConfigValue>;
+} {
   const given = raw['connector.class'];
   const className =
     typeof given === 'string'
@@ -487,7 +495,8 @@ export function checkConnectorConfig(
   if (plugin) return { plugin, ...parseConnectorConfig(plugin, raw, options) };
 
   const named = withName(raw, options.name);
-  const common = parseWithVariables(commonConnectorSpec('source'), named.config, options).problems;
+  const parsedCommon = parseWithVariables(commonConnectorSpec('source'), named.config, options);
+  const common = parsedCommon.problems;
   // A value of the wrong JSON type (object, array) keeps its own problem; anything else names the plugins.
   const classProblem =
     given !== undefined && given !== null && className === undefined
@@ -498,6 +507,7 @@ export function checkConnectorConfig(
     plugin: undefined,
     config: undefined,
     problems: [...classProblem, ...(named.problem ? [named.problem] : []), ...others],
+    values: parsedCommon.values,
   };
 }
 

@@ -4,6 +4,7 @@
 import { parseWithVariables, type VariableOptions } from './config-providers.js';
 import {
   isSecret,
+  isSecretKeyName,
   MASK,
   type ConfigKey,
   type ConfigProblem,
@@ -88,7 +89,9 @@ export function describeSpec(spec: ConfigSpec): ConfigKeyInfo[] {
  * `PUT /connector-plugins/{plugin}/config/validate`: every key of `spec` with its value and its
  * problems, plus an entry for each undeclared key that has a problem (e.g. an object value), so
  * `error_count` counts every problem. Variable references are resolved for validation (unless
- * `resolveVariables` is false) but shown unresolved; secret values are masked.
+ * `resolveVariables` is false) but shown unresolved; secret values (declared, or keys named like
+ * secrets) are masked. With `options.paths`, `filePath` keys outside the worker's allow-list are
+ * problems of their key.
  */
 export function validationReport(
   pluginName: string,
@@ -107,7 +110,7 @@ export function validationReport(
       definition,
       value: {
         name: key.name,
-        value: shown !== null && isSecret(key) ? MASK : shown,
+        value: shown !== null && (isSecret(key) || isSecretKeyName(key.name)) ? MASK : shown,
         recommended_values: [...(key.validValues ?? [])],
         errors: errors.get(key.name) ?? [],
         visible: true,

@@ -3,7 +3,9 @@
 // worker-wide task settings. `producer.*`, `consumer.*` and `admin.*` keys are not declared: they
 // pass through to every Kafka client of that kind (`ParsedConfig.withPrefix`), security keys
 // included (checked here with the worker-level ones), and a connector's `*.override.*` keys win
-// over them.
+// over them. `allowed.paths` bounds the files connectors may touch, and Kafka's KIP-993 key
+// `config.providers.file.param.allowed.paths` the files `${file:...}` in connector configs may read.
+import { AllowedDirectories } from '../allowed-paths.js';
 import {
   isSecurityKey,
   kafkaSecurityConfigKeys,
@@ -12,9 +14,11 @@ import {
   tlsProblems,
 } from '../kafka-security.js';
 import {
+  connectorConfigProviders,
   loadConfigDocument,
   parseWithVariables,
   resolveVariables,
+  type ConfigProvider,
   type VariableOptions,
 } from './config-providers.js';
 import { defineConfig, type ConfigProblem, type ConfigSpec, type ParsedConfig } from './config-spec.js';
@@ -24,6 +28,12 @@ const KAFKA = 'Kafka';
 const REGISTRY = 'Schema Registry';
 const REST = 'REST API';
 const TASKS = 'Tasks';
+const FILES = 'File access';
+
+/** The worker key listing what connectors may read and write. */
+export const ALLOWED_PATHS = 'allowed.paths';
+/** Kafka's KIP-993 key: what `${file:...}` references in connector configs may read. */
+export const FILE_PROVIDER_ALLOWED_PATHS = 'config.providers.file.param.allowed.paths';
 
 /** `http(s)://host:port`, `http(s)://[::1]:port`, or `http(s)://:port` (all interfaces, as Kafka Connect). */
 const LISTENER = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]*):(\d{1,5})\/?$/;
@@ -281,6 +291,36 @@ export const workerSpec: ConfigSpec = defineConfig([
       'same default); a larger fetch is split into calls of this size. Larger calls mean larger model batches.',
   },
   {
+    name: ALLOWED_PATHS,
+    type: 'list',
+    default: [],
+    importance: 'high',
+    group: FILES,
+    documentation:
+      'The directories (or single files) connectors may read and write, comma-separated: the `file` and ' +
+      '`value.schema.file` of FileSource, the `file` of FileSink, and every key a plugin declares as a path. ' +
+      "The name and form of Kafka's KIP-993 `allowed.paths`. Relative entries are relative to the worker's " +
+      'working directory. Paths are judged by where they really lead: symbolic links are resolved and `..` ' +
+      'followed, so neither can leave an allowed directory. A path outside is a problem of its connector key ' +
+      'when the config is validated (`PUT /connector-plugins/{plugin}/config/validate`, ' +
+      '`infer-connect validate --worker`) or submitted, and is checked again when each task starts. Empty (the ' +
+      'default): connectors may touch no file. The worker refuses entries that reach its own files (the offsets ' +
+      'file, REST users and JAAS files, `*ssl.keystore.location` keys, files its `${file:...}` references read): a ' +
+      'FileSource could publish them, a FileSink overwrite them.',
+  },
+  {
+    name: FILE_PROVIDER_ALLOWED_PATHS,
+    type: 'list',
+    default: [],
+    importance: 'medium',
+    group: FILES,
+    documentation:
+      "The directories (or files) `${file:...}` references in connector configs may read (Kafka's KIP-993 key " +
+      'for its FileConfigProvider, same form as `allowed.paths`). Empty (the default, unlike Kafka where unset ' +
+      'means any file): connector configs may not reference files, so a REST client cannot make the worker read ' +
+      'a key of any file it can read. The worker config itself may reference any file.',
+  },
+  {
     name: 'log.level',
     type: 'string',
     default: 'info',
@@ -302,7 +342,7 @@ export function parseWorkerConfig(
   // Keys with a problem already (an unresolved reference, a bad type) are not reported twice.
   const reported = new Set(problems.map((p) => p.key));
   const seen = new Set<string>();
-  for (const problem of securityProblems(values)) {
+  for (const problem of [...securityProblems(values), ...ownFileProblems(given, values)]) {
     const id = `${problem.key}\u0000${problem.message}`;
     if (reported.has(problem.key) || seen.has(id)) continue;
     seen.add(id);
@@ -405,6 +445,42 @@ function securityProblems(values: Readonly<Record<string, string>>): ConfigProbl
   return problems;
 }
 
+/** Worker keys naming files a connector must never read or write: state, credentials, keys. */
+const OWN_FILE_KEYS = [
+  'offset.storage.file.filename',
+  'rest.basic.auth.jaas.file',
+  'rest.basic.auth.users.file',
+];
+const FILE_REFERENCE = /\$\{file:([^}:]*):[^}]*\}/g;
+
+/**
+ * `allowed.paths` must not reach the worker's own files (its offsets, REST users, private keys,
+ * the files its `${file:...}` references read): a FileSink could overwrite them, a FileSource
+ * publish them to a topic.
+ */
+function ownFileProblems(
+  given: Readonly<Record<string, string>>,
+  values: Readonly<Record<string, string>>,
+): ConfigProblem[] {
+  const entries = (values[ALLOWED_PATHS] ?? '').split(',').filter((e) => e.trim() !== '');
+  if (entries.length === 0) return [];
+  const allowed = new AllowedDirectories(entries);
+  const own: Array<{ what: string; path: string }> = [];
+  for (const [key, value] of Object.entries(values)) {
+    if ((OWN_FILE_KEYS.includes(key) || key.endsWith('ssl.keystore.location')) && value.trim() !== '')
+      own.push({ what: key, path: value.trim() });
+  }
+  for (const [key, text] of Object.entries(given))
+    for (const match of text.matchAll(FILE_REFERENCE))
+      own.push({ what: `the file of the \${file:...} reference in ${key}`, path: match[1]! });
+  return own
+    .filter(({ path }) => allowed.problem(path) === undefined)
+    .map(({ what, path }) => ({
+      key: ALLOWED_PATHS,
+      message: `reaches ${what} (${path}), which connectors could then read or overwrite: keep the worker's own files out of ${ALLOWED_PATHS} (list narrower directories, or single files)`,
+    }));
+}
+
 /** The key of problems with a config file as a whole (unreadable, bad JSON, not an object). */
 export const FILE_PROBLEM_KEY = '(file)';
 
@@ -428,6 +504,24 @@ export function readWorkerConfigFile(
     };
   }
   return parseWorkerConfig(document as Record<string, unknown>, options);
+}
+
+/**
+ * What connectors may touch on this worker: `paths` (from `allowed.paths`) for their files, and
+ * the config providers for their configs (`${file:...}` bounded by
+ * `config.providers.file.param.allowed.paths`). Entries are resolved once, now.
+ */
+export function workerFileAccess(
+  worker: ParsedConfig,
+  cwd: string = process.cwd(),
+): { paths: AllowedDirectories; providers: ConfigProvider[] } {
+  const paths = new AllowedDirectories(worker.getList(ALLOWED_PATHS), { key: ALLOWED_PATHS, cwd });
+  const files = new AllowedDirectories(worker.getList(FILE_PROVIDER_ALLOWED_PATHS), {
+    key: FILE_PROVIDER_ALLOWED_PATHS,
+    subject: 'connector configs may reference no file',
+    cwd,
+  });
+  return { paths, providers: connectorConfigProviders(files) };
 }
 
 /** Where the REST API listens, from a parsed worker config. */

@@ -10,6 +10,8 @@ import type { Kafka } from 'kafkajs';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { builtinPlugins } from '../../connectors/index.js';
+import { AllowedDirectories } from '../../runtime/allowed-paths.js';
+import { connectorConfigProviders } from '../../runtime/config/config-providers.js';
 import { PluginRegistry } from '../../runtime/plugin-registry.js';
 import { createRestServer } from '../../runtime/rest-server.js';
 import { Worker } from '../../runtime/worker.js';
@@ -52,7 +54,9 @@ const noKafka = new Proxy({} as Kafka, {
 
 /**
  * A real Worker (fake task runners, no Kafka, no schema registry) behind the real REST server,
- * listening on a free loopback port. `worker.start()` is not called: it needs Kafka.
+ * listening on a free loopback port. `worker.start()` is not called: it needs Kafka. Its
+ * connectors may use the file /tmp/x (the corpus's FileSink target), and `${file:...}` references
+ * may name any file, so the corpus reaches the provider's own guards (regular files, size cap).
  */
 export async function startCorpusWorker() {
   const dir = mkdtempSync(join(tmpdir(), 'infer-connect-corpus-'));
@@ -77,6 +81,10 @@ export async function startCorpusWorker() {
     schemaRegistryUrl: undefined,
     offsetStoreFile: join(dir, 'offsets.json'),
     runnerFactory: runners.create,
+    allowedPaths: new AllowedDirectories(['/tmp/x']),
+    configProviders: connectorConfigProviders(
+      new AllowedDirectories(['/'], { key: 'config.providers.file.param.allowed.paths' }),
+    ),
   });
   const rest = createRestServer({
     herder: worker,
