@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 // The bad-record corpus end to end (test/corpus/records/records.jsonl and its README). Every case is produced between good neighbours into a 3-partition
 // input topic and run through a real worker: TFServingInference with the census model for the
 // wire-level, schema and value cases, and with the image model reading files (input.file.fields)
@@ -197,7 +198,12 @@ describe('bad-record corpus end to end', function () {
       );
     });
 
-    const worker = await startTestWorker({}, plugins);
+    // The image connector reads record-named files inside baseDir: the worker must allow it.
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const worker = await startTestWorker(
+      { 'allowed.paths': [join(repo, 'data'), join(repo, 'schemas'), baseDir].join(',') },
+      plugins,
+    );
     try {
       await worker.worker.putConnectorConfig(
         'corpus-census',
