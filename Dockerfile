@@ -26,6 +26,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY runtime/ runtime/
 COPY connectors/ connectors/
+COPY app/ app/
 RUN npm run build
 
 # ---------------------------------------------------------------- runtime: production dependencies only

@@ -2,7 +2,11 @@
 //
 //   infer-connect standalone <worker.json> <connector.json>...
 //   infer-connect validate [--worker <worker.json>] <connector.json>
-//   infer-connect plugins [--json]
+//   infer-connect plugins [--json] [--worker <worker.json> | --plugin-path <entries>]
+//
+// Which plugins are built in is not decided here: the composition root (app/main.ts) hands
+// `runCli` the built-in list, and the worker's `plugin.path` adds the rest (runtime/plugin-loader.ts).
+// A plugin that cannot be loaded refuses the start like a bad config (exit 1, every problem listed).
 //
 // A bad config is refused before anything starts (exit 1, every problem listed per key).
 // `validate` checks what depends on a worker (file paths against `allowed.paths`, `${file:...}`
@@ -13,7 +17,7 @@
 // close clients, close HTTP) and exit 0, or exit 1 if a task did not drain (a step failed or
 // outlived task.shutdown.graceful.timeout.ms) or the drain outlived its deadline.
 import { Command } from 'commander';
-import { builtinPlugins } from '../connectors/index.js';
+import type { ConnectorPlugin } from './api.js';
 import { interruptibleSleep } from './backoff.js';
 import {
   checkConnectorConfig,
@@ -25,6 +29,8 @@ import { formatProblems } from './config/validation-report.js';
 import { readWorkerConfigFile, schemaRegistryProblem, workerFileAccess } from './config/worker-config.js';
 import { renderSpecDoc } from './config/spec-doc.js';
 import { silenceKafkajsTimerWarnings } from './node-warnings.js';
+import { ConnectError } from './errors.js';
+import { PLUGIN_PATH, pluginRegistryWith } from './plugin-loader.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { guardProcess } from './process-guards.js';
 import { createStandaloneWorker } from './standalone.js';
@@ -33,9 +39,17 @@ import { DRAIN_MARGIN_MS, drainWorker, exitCodeFor, logDrainOutcome } from './wo
 
 class UsageError extends Error {}
 
-async function standalone(workerFile: string, connectorFiles: string[]): Promise<void> {
-  const plugins = PluginRegistry.of(builtinPlugins);
+async function standalone(
+  builtins: readonly ConnectorPlugin[],
+  workerFile: string,
+  connectorFiles: string[],
+): Promise<void> {
   const { config: workerConfig, problems: workerProblems } = readWorkerConfigFile(workerFile);
+  // Without a valid worker config its plugin.path is unknown: connectors are checked against the
+  // built-ins then, and a plugin.path plugin they name shows up as one more problem.
+  const plugins = workerConfig
+    ? await pluginRegistryWith(builtins, workerConfig.getList(PLUGIN_PATH))
+    : PluginRegistry.of(builtins);
   const problems: string[] = [];
   if (!workerConfig) problems.push(`${workerFile}:\n${formatProblems(workerProblems)}`);
   const connectors: Array<{ name: string; config: Record<string, unknown> }> = [];
@@ -87,8 +101,11 @@ async function standalone(workerFile: string, connectorFiles: string[]): Promise
   }
 }
 
-function validate(file: string, workerFile: string | undefined): number {
-  const plugins = PluginRegistry.of(builtinPlugins);
+async function validate(
+  builtins: readonly ConnectorPlugin[],
+  file: string,
+  workerFile: string | undefined,
+): Promise<number> {
   let worker: ParsedConfig | undefined;
   if (workerFile !== undefined) {
     const read = readWorkerConfigFile(workerFile);
@@ -100,6 +117,7 @@ function validate(file: string, workerFile: string | undefined): number {
     }
     worker = read.config;
   }
+  const plugins = await pluginRegistryWith(builtins, worker ? worker.getList(PLUGIN_PATH) : []);
   const read = readConnectorConfigFile(file);
   if ('error' in read) {
     process.stderr.write(`${file}: ${read.error}\n`);
@@ -124,15 +142,30 @@ function validate(file: string, workerFile: string | undefined): number {
   return 0;
 }
 
-function listPlugins(json: boolean): void {
+/** The plugin.path of `--plugin-path`, else of the `--worker` config, else none. */
+function pluginPathOption(options: { worker?: string; pluginPath?: string }): string[] {
+  if (options.pluginPath !== undefined)
+    return options.pluginPath
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+  if (options.worker === undefined) return [];
+  const read = readWorkerConfigFile(options.worker);
+  if (!read.config) throw new UsageError(`${options.worker}:\n${formatProblems(read.problems)}`);
+  return read.config.getList(PLUGIN_PATH);
+}
+
+function listPlugins(registry: PluginRegistry, json: boolean): void {
+  const plugins = registry.list();
   if (json) {
     process.stdout.write(
       `${JSON.stringify(
-        builtinPlugins.map((p) => ({
+        plugins.map((p) => ({
           class: p.name,
           type: p.kind,
           version: p.version,
           aliases: p.aliases ?? [],
+          source: registry.sourceOf(p),
         })),
         null,
         2,
@@ -140,14 +173,14 @@ function listPlugins(json: boolean): void {
     );
     return;
   }
-  for (const plugin of builtinPlugins) {
-    process.stdout.write(
-      renderSpecDoc(`${plugin.name} (${plugin.kind})`, plugin.description, connectorSpecFor(plugin)) + '\n',
-    );
+  for (const plugin of plugins) {
+    const title = `${plugin.name} (${plugin.kind}, from ${registry.sourceOf(plugin) ?? 'unknown'})`;
+    process.stdout.write(renderSpecDoc(title, plugin.description, connectorSpecFor(plugin)) + '\n');
   }
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** Parses `argv` and runs the command with these built-in plugins (plus the worker's plugin.path). */
+export async function main(argv: string[], builtins: readonly ConnectorPlugin[]): Promise<void> {
   const program = new Command('infer-connect')
     .description('A Kafka Connect-style connector runtime that scores streams with TensorFlow Serving models')
     .version(VERSION);
@@ -156,7 +189,9 @@ export async function main(argv: string[]): Promise<void> {
     .description('run a standalone worker with the given connectors')
     .argument('<worker.json>', 'worker config')
     .argument('<connector.json...>', 'connector configs')
-    .action(standalone);
+    .action((workerFile: string, connectorFiles: string[]) =>
+      standalone(builtins, workerFile, connectorFiles),
+    );
   program
     .command('validate')
     .description('check a connector config; exits 1 and lists every problem per key when it is invalid')
@@ -165,21 +200,33 @@ export async function main(argv: string[]): Promise<void> {
       '--worker <worker.json>',
       "also check it against this worker config: file paths against allowed.paths, ${file:...} references, the avro converter's registry",
     )
-    .action((file: string, options: { worker?: string }) => {
-      process.exitCode = validate(file, options.worker);
+    .action(async (file: string, options: { worker?: string }) => {
+      process.exitCode = await validate(builtins, file, options.worker);
     });
   program
     .command('plugins')
     .description('list the connector plugins and their config keys')
     .option('--json', 'print JSON')
-    .action((options: { json?: boolean }) => listPlugins(Boolean(options.json)));
+    .option('--worker <worker.json>', "also list the plugins this worker config's plugin.path loads")
+    .option('--plugin-path <entries>', 'also list the plugins of these comma-separated folders or packages')
+    .action(async (options: { json?: boolean; worker?: string; pluginPath?: string }) =>
+      listPlugins(await pluginRegistryWith(builtins, pluginPathOption(options)), Boolean(options.json)),
+    );
   await program.parseAsync(argv);
 }
 
-silenceKafkajsTimerWarnings();
-main(process.argv).catch((error: unknown) => {
-  process.stderr.write(
-    `${error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))}\n`,
-  );
-  process.exit(1);
-});
+/**
+ * Runs the command and exits 1 on failure: a refused config or plugin prints its message, anything
+ * unexpected its stack.
+ */
+export function runCli(argv: string[], builtins: readonly ConnectorPlugin[]): void {
+  silenceKafkajsTimerWarnings();
+  main(argv, builtins).catch((error: unknown) => {
+    const expected =
+      error instanceof UsageError || (error instanceof ConnectError && error.code === 'CONFIG_INVALID');
+    process.stderr.write(
+      `${expected ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`,
+    );
+    process.exit(1);
+  });
+}

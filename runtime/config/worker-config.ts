@@ -321,6 +321,24 @@ export const workerSpec: ConfigSpec = defineConfig([
       'a key of any file it can read. The worker config itself may reference any file.',
   },
   {
+    name: 'plugin.path',
+    type: 'list',
+    default: [],
+    importance: 'low',
+    group: 'Plugins',
+    documentation:
+      "Kafka Connect's key: connector plugins to load besides the built-in ones, comma-separated. An entry that " +
+      'is absolute or starts with `.` is a folder (relative to the working directory): a package folder (with a ' +
+      'package.json, or an index.js/index.mjs/index.ts), or a folder of such package folders. Any other entry is ' +
+      'an npm package name, looked up in node_modules from the working directory upwards. Each package module ' +
+      '(package.json "exports" or "main", else index.*) must `export default` a plugin definition or an array ' +
+      'of them, importing the contract from `infer-connect/api` (docs/writing-a-connector.md). They are loaded ' +
+      'when the worker starts and validated like the built-ins: a module that fails to load, an export that is ' +
+      'not a plugin definition, or a name or alias already taken refuses the start and names the file. Loaded ' +
+      'plugins are listed by `GET /connector-plugins` and `infer-connect plugins`. Empty (the default): only ' +
+      'the built-in plugins.',
+  },
+  {
     name: 'log.level',
     type: 'string',
     default: 'info',

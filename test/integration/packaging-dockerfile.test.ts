@@ -358,6 +358,8 @@ describe('the Dockerfile, followed natively', function () {
     const app = inRoot(image, '.');
     for (const path of [
       'dist/runtime/cli.js',
+      'dist/app/main.js',
+      'dist/runtime/status-page/index.html',
       'dist/connectors/tf-serving/grpc-client.js',
       'bin/infer-connect.js',
     ]) {
