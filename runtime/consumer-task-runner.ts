@@ -15,7 +15,7 @@ import type { ProcessorPlugin, ProcessorTask, SinkPlugin, SinkTask, TaskContext 
 import { backoffDelay, interruptibleSleep } from './backoff.js';
 import { DeadLetterQueue, type DeadLetter } from './dead-letter-queue.js';
 import { Delivery, type OutputMessage } from './delivery.js';
-import { ConnectError, FatalError, outcomeOf, traceOf, type Stage } from './errors.js';
+import { ConnectError, FatalError, outcomeOf, RetriableError, traceOf, type Stage } from './errors.js';
 import type { ObservedState } from './herder.js';
 import { topicsPattern } from './config/connector-config.js';
 import { ensureTopic, kafkaClientOverrides, kafkaFor } from './kafka-clients.js';
@@ -228,7 +228,9 @@ export class ConsumerTaskRunner implements TaskRunner {
       const output = config.getString('output.topic');
       const partitions = await this.partitionCount(inputs[0]);
       await this.ensureTopic(output, partitions ?? 1, -1);
-      this.outputPartitions.set(output, (await this.partitionCount(output)) ?? 1);
+      const outputPartitions = await this.knownPartitionCount(output);
+      if (outputPartitions === undefined) return; // stopped while waiting
+      this.outputPartitions.set(output, outputPartitions);
       await this.withAdmin((admin) => this.delivery.loadLimits(admin, [output]));
     }
     if (this.abort.signal.aborted) return;
@@ -322,6 +324,26 @@ export class ConsumerTaskRunner implements TaskRunner {
       });
     } catch {
       return undefined;
+    }
+  }
+
+  /**
+   * The partition count of `topic` once the broker reports at least one partition. Right after a
+   * topic is created its metadata can list none yet; output.partitioning=input must not fall back
+   * to the key partitioner (or to one partition) then, or records land in the wrong partitions.
+   */
+  private async knownPartitionCount(topic: string): Promise<number | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const count = await this.partitionCount(topic);
+      if (count !== undefined && count > 0) return count;
+      if (attempt >= 60) {
+        throw new RetriableError(
+          'KAFKA_TOPIC_MISSING',
+          `the broker reports no partitions for ${topic} after ${attempt} attempts; the task will be restarted`,
+          { stage: 'TASK_START' },
+        );
+      }
+      if (!(await this.sleep(500, this.abort.signal))) return undefined;
     }
   }
 
