@@ -1,4 +1,5 @@
-// docker-compose.yml without a Docker engine: Debian's docker-compose accepts it (`config`), the
+// docker-compose.yml without a Docker engine: docker-compose accepts it (`config`; the pinned
+// docker-compose 1.29.2 that dev/tools.ts fetches into the cache on first use), the
 // services are wired to each other the way the configs they mount expect, every host port is on
 // 127.0.0.1, and the model folder that tensorflow/serving mounts holds the exported census
 // SavedModel with the same signature as the census model the local stack serves.
@@ -15,6 +16,7 @@ import { TFServingClient, type SignatureSpec } from '../../connectors/tf-serving
 import { CENSUS_EXPORT_DIR, exportCensusModel, listFiles } from '../../dev/export-census-model.js';
 import { repoRoot } from '../../dev/generate-docs.js';
 import { paths } from '../../dev/stack.js';
+import { DOCKER_COMPOSE_VERSION, dockerComposeTool, ensureDockerCompose } from '../../dev/tools.js';
 import { modelServerTarget } from '../helpers/stack.js';
 
 interface ComposeService {
@@ -68,18 +70,19 @@ function expectServiceAddress(address: string, why: string): void {
 describe('docker-compose.yml', function () {
   this.timeout(120_000);
 
-  it("is accepted by docker-compose's own parser", function () {
-    const version = spawnSync('docker-compose', ['version'], { encoding: 'utf8' });
-    expect(
-      version.status,
-      'docker-compose is not installed: apt-get install -y --no-install-recommends docker-compose',
-    ).to.equal(0);
-    const result = spawnSync('docker-compose', ['-f', composeFile, 'config', '--quiet'], {
+  it("is accepted by docker-compose's own parser", async function () {
+    this.timeout(dockerComposeTool.timeoutMs + 120_000); // the first run fetches docker-compose
+    const dockerCompose = await ensureDockerCompose();
+    const version = spawnSync(dockerCompose, ['version', '--short'], { encoding: 'utf8' });
+    expect(version.stdout.trim(), `${dockerCompose} version: ${version.stderr}`).to.equal(
+      DOCKER_COMPOSE_VERSION,
+    );
+    const result = spawnSync(dockerCompose, ['-f', composeFile, 'config', '--quiet'], {
       cwd: repoRoot,
       encoding: 'utf8',
     });
     expect(result.status, result.stderr).to.equal(0);
-    const services = spawnSync('docker-compose', ['-f', composeFile, 'config', '--services'], {
+    const services = spawnSync(dockerCompose, ['-f', composeFile, 'config', '--services'], {
       cwd: repoRoot,
       encoding: 'utf8',
     });

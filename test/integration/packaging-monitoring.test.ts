@@ -1,5 +1,6 @@
-// The monitoring that ships in deploy/: promtool accepts the Prometheus config and the alert rules
-// and passes their unit tests, and every metric (and label) that an alert expression or a Grafana
+// The monitoring that ships in deploy/: promtool (of the Prometheus that docker-compose.yml runs,
+// built into the cache by dev/tools.ts on first use) accepts the Prometheus config and the alert
+// rules and passes their unit tests, and every metric (and label) that an alert expression or a Grafana
 // panel uses exists in the /metrics output of a real worker that has run the census flow: a
 // FileSource feeding a TFServingInference connector, plus one undecodable record for the DLQ.
 // PromQL is parsed with Prometheus' own lezer grammar, not with regular expressions.
@@ -11,6 +12,7 @@ import { parser as promql } from '@prometheus-io/lezer-promql';
 import type { SyntaxNode } from '@lezer/common';
 import { parse as parseYaml } from 'yaml';
 import { documentedMetrics, repoRoot } from '../../dev/generate-docs.js';
+import { ensurePromtool, PROMETHEUS_VERSION, promtoolTool } from '../../dev/tools.js';
 import { silenceKafkajsTimerWarnings } from '../../runtime/node-warnings.js';
 import { modelServerTarget, testKafka, uniqueName } from '../helpers/stack.js';
 import { startTestWorker, waitFor } from '../helpers/worker.js';
@@ -149,8 +151,11 @@ function familyOf(exposition: Exposition, name: string): string | undefined {
   return ['histogram', 'summary'].includes(exposition.families.get(base) ?? '') ? base : undefined;
 }
 
+/** promtool of the Prometheus that docker-compose.yml runs, built into the cache on first use. */
+let promtoolPath: string;
+
 function promtool(args: string[]): { status: number | null; output: string } {
-  const result = spawnSync('promtool', args, { cwd: repoRoot, encoding: 'utf8' });
+  const result = spawnSync(promtoolPath, args, { cwd: repoRoot, encoding: 'utf8' });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
@@ -158,11 +163,22 @@ describe('monitoring (deploy/prometheus, deploy/grafana)', function () {
   this.timeout(180_000);
 
   describe('promtool', () => {
-    before(() => {
-      expect(
-        spawnSync('promtool', ['--version']).status,
-        'promtool is not installed: apt-get install -y --no-install-recommends prometheus',
-      ).to.equal(0);
+    before(async function () {
+      this.timeout(promtoolTool.timeoutMs + 120_000); // the first run builds promtool
+      promtoolPath = await ensurePromtool();
+    });
+
+    it('is the version of the Prometheus image that docker-compose.yml runs', () => {
+      const compose = parseYaml(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
+        services: Record<string, { image?: string }>;
+      };
+      const images = Object.values(compose.services)
+        .map((service) => service.image)
+        .filter((image) => image?.startsWith('prom/prometheus:'));
+      expect(images).to.deep.equal([`prom/prometheus:v${PROMETHEUS_VERSION}`]);
+      const version = promtool(['--version']);
+      expect(version.status, version.output).to.equal(0);
+      expect(version.output, promtoolPath).to.include(`promtool, version ${PROMETHEUS_VERSION}`);
     });
 
     it('accepts the alert rules', () => {
