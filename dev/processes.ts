@@ -71,7 +71,10 @@ export function startDetached(options: {
   return tracked;
 }
 
-/** SIGTERM to the process group, then SIGKILL after `graceMs`. Removes the pid file. */
+/**
+ * SIGTERM to the process group, then SIGKILL after `graceMs`. Removes the pid file. A frozen
+ * (SIGSTOPped) service is continued right after the SIGTERM so it can shut down cleanly.
+ */
 export async function stopTracked(pidFile: string, graceMs = 20_000): Promise<'stopped' | 'not-running'> {
   const proc = readPidFile(pidFile);
   if (!isOurs(proc)) {
@@ -79,6 +82,7 @@ export async function stopTracked(pidFile: string, graceMs = 20_000): Promise<'s
     return 'not-running';
   }
   signalGroup(proc.pid, 'SIGTERM');
+  signalGroup(proc.pid, 'SIGCONT');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && isOurs(proc)) await sleep(200);
   if (isOurs(proc)) {
@@ -87,6 +91,33 @@ export async function stopTracked(pidFile: string, graceMs = 20_000): Promise<'s
   }
   rmSync(pidFile, { force: true });
   return 'stopped';
+}
+
+/**
+ * Sends `signal` to the process group of a tracked process (SIGSTOP/SIGCONT to freeze and thaw a
+ * service, SIGKILL to crash it). Throws when the pid file names no live process of ours, so a
+ * fault is never silently injected into nothing (or into a reused pid).
+ */
+export function signalTracked(pidFile: string, signal: NodeJS.Signals): TrackedProcess {
+  const proc = readPidFile(pidFile);
+  if (!isOurs(proc)) throw new Error(`no running process of ours recorded in ${pidFile}`);
+  signalGroup(proc.pid, signal);
+  return proc;
+}
+
+/**
+ * SIGKILL to the process group, then waits until the process is gone (at most `timeoutMs`). The
+ * pid file is removed; what the service wrote to disk stays, so it can be restarted on its data.
+ */
+export async function killTracked(pidFile: string, timeoutMs = 10_000): Promise<void> {
+  const proc = signalTracked(pidFile, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  while (isOurs(proc)) {
+    if (Date.now() > deadline)
+      throw new Error(`pid ${proc.pid} (${pidFile}) survived SIGKILL for ${timeoutMs} ms`);
+    await sleep(50);
+  }
+  rmSync(pidFile, { force: true });
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

@@ -4,6 +4,12 @@
 // only the first `up` on a machine is slow.
 //
 //   npm run stack -- up | down | status [--json] | models [--eval]
+//   npm run stack -- up | down | status --instance faults
+//   npm run stack -- freeze | thaw | kill | restart <service> --instance faults
+//
+// Two instances can run side by side: `default` (the ports below, shared by the integration tests)
+// and `faults` (other loopback ports, its own run dir, a registry that keeps its data on disk),
+// which the fault matrix (dev/faults) freezes, kills and restarts without disturbing anyone.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,20 +20,68 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
-import { isOurs, readPidFile, startDetached, stopTracked } from './processes.js';
+import { isOurs, killTracked, readPidFile, signalTracked, startDetached, stopTracked } from './processes.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const cacheDir = process.env.INFER_CONNECT_CACHE ?? join(homedir(), '.cache', 'infer-connect');
-const runDir = join(cacheDir, 'run');
 
 const KAFKA_VERSION = '4.1.1';
 const APICURIO_VERSION = '3.3.3';
 
-export const endpoints = {
-  kafka: { bootstrap: '127.0.0.1:9092', controller: '127.0.0.1:9093' },
-  schemaRegistry: { url: 'http://127.0.0.1:8081/apis/ccompat/v7', management: '127.0.0.1:8091' },
-  modelServer: { target: '127.0.0.1:8500', control: 'http://127.0.0.1:8502' },
-} as const;
+export type InstanceName = 'default' | 'faults';
+
+export interface StackEndpoints {
+  kafka: { bootstrap: string; controller: string };
+  schemaRegistry: { url: string; management: string };
+  modelServer: { target: string; control: string };
+}
+
+/** One copy of the stack: where it listens, where it keeps pid files, logs and data. */
+export interface StackInstance {
+  name: InstanceName;
+  endpoints: StackEndpoints;
+  runDir: string;
+  /**
+   * Where Apicurio keeps schemas. `memory` (Apicurio's default, an in-memory H2 database) loses
+   * every schema when the registry stops; `file` (an H2 database file in the run dir) keeps them
+   * across a kill and restart, so schema ids in Kafka stay valid.
+   */
+  registryStorage: 'memory' | 'file';
+}
+
+const loopbackEndpoints = (kafka: number, registry: number, model: number): StackEndpoints => ({
+  kafka: { bootstrap: `127.0.0.1:${kafka}`, controller: `127.0.0.1:${kafka + 1}` },
+  schemaRegistry: {
+    url: `http://127.0.0.1:${registry}/apis/ccompat/v7`,
+    management: `127.0.0.1:${registry + 10}`,
+  },
+  modelServer: { target: `127.0.0.1:${model}`, control: `http://127.0.0.1:${model + 2}` },
+});
+
+export const instances: Readonly<Record<InstanceName, StackInstance>> = {
+  default: {
+    name: 'default',
+    endpoints: loopbackEndpoints(9092, 8081, 8500),
+    runDir: join(cacheDir, 'run'),
+    registryStorage: 'memory',
+  },
+  faults: {
+    name: 'faults',
+    endpoints: loopbackEndpoints(19092, 18081, 18500),
+    runDir: join(cacheDir, 'run-faults'),
+    registryStorage: 'file',
+  },
+};
+
+/** The default instance's endpoints (what the tests, the demo and the bench use). */
+export const endpoints = instances.default.endpoints;
+
+export function instanceNamed(name: string): StackInstance {
+  if (name !== 'default' && name !== 'faults') {
+    throw new Error(`unknown stack instance "${name}"; use default or faults`);
+  }
+  return instances[name];
+}
 
 export const paths = {
   venvPython: join(cacheDir, 'venv', 'bin', 'python'),
@@ -35,7 +89,8 @@ export const paths = {
   censusData: join(repoRoot, 'data', 'census'),
 };
 
-type ServiceName = 'kafka' | 'schemaRegistry' | 'modelServer';
+export type ServiceName = 'kafka' | 'schemaRegistry' | 'modelServer';
+export const serviceNames: readonly ServiceName[] = ['kafka', 'schemaRegistry', 'modelServer'];
 
 export interface ServiceStatus {
   url: string;
@@ -45,8 +100,9 @@ export interface ServiceStatus {
   detail?: string;
 }
 
-const pidFile = (name: ServiceName) => join(runDir, `${name}.pid`);
-const logFile = (name: ServiceName) => join(runDir, `${name}.log`);
+const pidFile = (instance: StackInstance, name: ServiceName) => join(instance.runDir, `${name}.pid`);
+const logFile = (instance: StackInstance, name: ServiceName) => join(instance.runDir, `${name}.log`);
+const port = (hostPort: string) => hostPort.split(':').at(-1)!;
 
 function log(message: string): void {
   process.stderr.write(`[stack] ${message}\n`);
@@ -177,10 +233,10 @@ export function ensureModels(): void {
 // ---------------------------------------------------------------------------------------------
 // Health checks
 
-async function kafkaHealthy(): Promise<{ healthy: boolean; detail?: string }> {
+async function kafkaHealthy(instance: StackInstance): Promise<{ healthy: boolean; detail?: string }> {
   const kafka = new Kafka({
     clientId: 'infer-connect-stack',
-    brokers: [endpoints.kafka.bootstrap],
+    brokers: [instance.endpoints.kafka.bootstrap],
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1000,
     requestTimeout: 2000,
@@ -207,52 +263,54 @@ async function httpHealthy(url: string): Promise<{ healthy: boolean; detail?: st
   }
 }
 
-const checks: Record<ServiceName, () => Promise<{ healthy: boolean; detail?: string }>> = {
+const checks: Record<
+  ServiceName,
+  (instance: StackInstance) => Promise<{ healthy: boolean; detail?: string }>
+> = {
   kafka: kafkaHealthy,
-  schemaRegistry: () => httpHealthy(`${endpoints.schemaRegistry.url}/subjects`),
-  modelServer: () => httpHealthy(`${endpoints.modelServer.control}/health`),
+  schemaRegistry: (instance) => httpHealthy(`${instance.endpoints.schemaRegistry.url}/subjects`),
+  modelServer: (instance) => httpHealthy(`${instance.endpoints.modelServer.control}/health`),
 };
 
-const urls: Record<ServiceName, string> = {
-  kafka: endpoints.kafka.bootstrap,
-  schemaRegistry: endpoints.schemaRegistry.url,
-  modelServer: endpoints.modelServer.target,
-};
+const urlOf = (instance: StackInstance, name: ServiceName): string =>
+  ({
+    kafka: instance.endpoints.kafka.bootstrap,
+    schemaRegistry: instance.endpoints.schemaRegistry.url,
+    modelServer: instance.endpoints.modelServer.target,
+  })[name];
 
-export async function status(): Promise<Record<ServiceName, ServiceStatus>> {
-  const names = Object.keys(checks) as ServiceName[];
-  const results = await Promise.all(names.map((name) => checks[name]()));
+export async function status(
+  instance: StackInstance = instances.default,
+): Promise<Record<ServiceName, ServiceStatus>> {
+  const results = await Promise.all(serviceNames.map((name) => checks[name](instance)));
   const out = {} as Record<ServiceName, ServiceStatus>;
-  names.forEach((name, i) => {
-    const proc = readPidFile(pidFile(name));
+  serviceNames.forEach((name, i) => {
+    const proc = readPidFile(pidFile(instance, name));
     out[name] = {
-      url: urls[name],
+      url: urlOf(instance, name),
       healthy: results[i]!.healthy,
       pid: isOurs(proc) ? proc.pid : null,
-      log: logFile(name),
+      log: logFile(instance, name),
       ...(results[i]!.detail ? { detail: results[i]!.detail } : {}),
     };
   });
   return out;
 }
 
-async function waitHealthy(name: ServiceName, timeoutMs: number): Promise<void> {
+async function waitHealthy(instance: StackInstance, name: ServiceName, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const log = logFile(instance, name);
   let last = '';
   while (Date.now() < deadline) {
-    const result = await checks[name]();
+    const result = await checks[name](instance);
     if (result.healthy) return;
     last = result.detail ?? '';
-    if (!isOurs(readPidFile(pidFile(name)))) {
-      throw new Error(
-        `${name} exited during start-up; last lines of ${logFile(name)}:\n${tail(logFile(name))}`,
-      );
+    if (!isOurs(readPidFile(pidFile(instance, name)))) {
+      throw new Error(`${name} exited during start-up; last lines of ${log}:\n${tail(log)}`);
     }
     await sleep(500);
   }
-  throw new Error(
-    `${name} did not become healthy within ${timeoutMs / 1000}s (${last}); see ${logFile(name)}`,
-  );
+  throw new Error(`${name} did not become healthy within ${timeoutMs / 1000}s (${last}); see ${log}`);
 }
 
 function tail(file: string, lines = 30): string {
@@ -263,13 +321,14 @@ function tail(file: string, lines = 30): string {
 // ---------------------------------------------------------------------------------------------
 // Starting each service
 
-function kafkaServerProperties(dataDir: string): string {
+function kafkaServerProperties(instance: StackInstance, dataDir: string): string {
+  const { bootstrap, controller } = instance.endpoints.kafka;
   return [
     'process.roles=broker,controller',
     'node.id=1',
-    `controller.quorum.voters=1@${endpoints.kafka.controller}`,
-    `listeners=PLAINTEXT://${endpoints.kafka.bootstrap},CONTROLLER://${endpoints.kafka.controller}`,
-    `advertised.listeners=PLAINTEXT://${endpoints.kafka.bootstrap}`,
+    `controller.quorum.voters=1@${controller}`,
+    `listeners=PLAINTEXT://${bootstrap},CONTROLLER://${controller}`,
+    `advertised.listeners=PLAINTEXT://${bootstrap}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
@@ -286,56 +345,91 @@ function kafkaServerProperties(dataDir: string): string {
   ].join('\n');
 }
 
-function startKafka(libs: string): void {
-  // A fresh start gets fresh storage: the registry keeps schemas in memory, so Avro records left
-  // from an earlier run would point at schema ids that no longer exist.
-  const home = join(runDir, 'kafka');
-  rmSync(home, { recursive: true, force: true });
-  mkdirSync(home, { recursive: true });
+const kafkaHome = (instance: StackInstance) => join(instance.runDir, 'kafka');
+const log4jOption = () => `-Dlog4j2.configurationFile=${join(repoRoot, 'dev', 'kafka', 'log4j2.properties')}`;
+
+/**
+ * `fresh` wipes and formats the storage (what `up` does: the default registry keeps schemas in
+ * memory, so Avro records left from an earlier run would point at schema ids that no longer
+ * exist); otherwise the broker starts on the log dirs it had, as after a crash.
+ */
+function startKafka(instance: StackInstance, libs: string, options: { fresh: boolean }): void {
+  const home = kafkaHome(instance);
   const properties = join(home, 'server.properties');
-  writeFileSync(properties, kafkaServerProperties(join(home, 'data')));
   const java = findJava(17);
-  const log4j = `-Dlog4j2.configurationFile=${join(repoRoot, 'dev', 'kafka', 'log4j2.properties')}`;
-  const clusterId = randomBytes(16).toString('base64url');
-  run(
-    java,
-    ['-cp', `${libs}/*`, log4j, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties],
-    {
-      what: 'formatting the Kafka storage',
-    },
-  );
+  if (options.fresh) {
+    rmSync(home, { recursive: true, force: true });
+    mkdirSync(home, { recursive: true });
+    writeFileSync(properties, kafkaServerProperties(instance, join(home, 'data')));
+    const clusterId = randomBytes(16).toString('base64url');
+    run(
+      java,
+      [
+        '-cp',
+        `${libs}/*`,
+        log4jOption(),
+        'kafka.tools.StorageTool',
+        'format',
+        '-t',
+        clusterId,
+        '-c',
+        properties,
+      ],
+      { what: 'formatting the Kafka storage' },
+    );
+  } else if (!existsSync(properties)) {
+    throw new Error(`no Kafka storage to restart on in ${home}; run up first`);
+  }
   startDetached({
-    command: [java, '-Xms256m', '-Xmx1g', '-cp', `${libs}/*`, log4j, 'kafka.Kafka', properties],
+    command: [java, '-Xms256m', '-Xmx1g', '-cp', `${libs}/*`, log4jOption(), 'kafka.Kafka', properties],
     marker: properties,
-    pidFile: pidFile('kafka'),
-    log: logFile('kafka'),
+    pidFile: pidFile(instance, 'kafka'),
+    log: logFile(instance, 'kafka'),
   });
 }
 
-function startSchemaRegistry(home: string): void {
+const registryDataDir = (instance: StackInstance) => join(instance.runDir, 'schemaRegistry');
+
+/**
+ * Apicurio 3.x stores everything in SQL; its default datasource is an in-memory H2 database
+ * (`jdbc:h2:mem:...` in the app's application.properties). With `registryStorage: 'file'` the same
+ * H2 engine writes to a file instead, so a registry killed and restarted keeps its schemas and ids.
+ */
+function startSchemaRegistry(instance: StackInstance, home: string, options: { fresh: boolean }): void {
   const java = findJava(21);
+  const storage: string[] = [];
+  if (instance.registryStorage === 'file') {
+    const dataDir = registryDataDir(instance);
+    if (options.fresh) rmSync(dataDir, { recursive: true, force: true });
+    mkdirSync(dataDir, { recursive: true });
+    // WRITE_DELAY=0: H2 (no redo log) writes each commit at once instead of within 500 ms, so a
+    // schema registered just before a SIGKILL survives it.
+    storage.push(`-Dapicurio.datasource.url=jdbc:h2:file:${join(dataDir, 'registry')};WRITE_DELAY=0`);
+  }
+  const httpPort = new URL(instance.endpoints.schemaRegistry.url).port;
   startDetached({
     command: [
       java,
       '-Xms128m',
       '-Xmx768m',
       '-Dquarkus.http.host=127.0.0.1',
-      '-Dquarkus.http.port=8081',
+      `-Dquarkus.http.port=${httpPort}`,
       '-Dquarkus.management.host=127.0.0.1',
-      `-Dquarkus.management.port=${endpoints.schemaRegistry.management.split(':')[1]}`,
+      `-Dquarkus.management.port=${port(instance.endpoints.schemaRegistry.management)}`,
+      ...storage,
       '-jar',
       join(home, 'quarkus-run.jar'),
     ],
-    marker: join(home, 'quarkus-run.jar'),
+    marker: `-Dquarkus.http.port=${httpPort}`,
     cwd: home,
-    pidFile: pidFile('schemaRegistry'),
-    log: logFile('schemaRegistry'),
+    pidFile: pidFile(instance, 'schemaRegistry'),
+    log: logFile(instance, 'schemaRegistry'),
   });
 }
 
 /** Confluent's registry checks BACKWARD compatibility by default; Apicurio checks nothing unless told. */
-async function configureSchemaRegistry(): Promise<void> {
-  const response = await fetch(`${endpoints.schemaRegistry.url}/config`, {
+async function configureSchemaRegistry(instance: StackInstance): Promise<void> {
+  const response = await fetch(`${instance.endpoints.schemaRegistry.url}/config`, {
     method: 'PUT',
     headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
     body: JSON.stringify({ compatibility: 'BACKWARD' }),
@@ -347,72 +441,174 @@ async function configureSchemaRegistry(): Promise<void> {
   }
 }
 
-function startModelServer(): void {
+function startModelServer(instance: StackInstance): void {
   const python = ensureVenv();
   const script = join(repoRoot, 'dev', 'model-server', 'server.py');
+  const grpcPort = port(instance.endpoints.modelServer.target);
   startDetached({
     command: [
       python,
       script,
       '--port',
-      endpoints.modelServer.target.split(':')[1]!,
+      grpcPort,
       '--control-port',
-      new URL(endpoints.modelServer.control).port,
+      new URL(instance.endpoints.modelServer.control).port,
       '--model-base',
       paths.modelBase,
       '--version-labels',
       'census:stable=1,null:stable=1,null:canary=2',
     ],
-    marker: script,
-    pidFile: pidFile('modelServer'),
-    log: logFile('modelServer'),
+    marker: `${script} --port ${grpcPort}`,
+    pidFile: pidFile(instance, 'modelServer'),
+    log: logFile(instance, 'modelServer'),
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', PYTHONUNBUFFERED: '1' },
   });
+}
+
+const startTimeoutMs: Record<ServiceName, number> = {
+  kafka: 90_000,
+  schemaRegistry: 120_000,
+  modelServer: 180_000,
+};
+
+/** Starts one service of `instance` and waits until it answers. */
+async function startService(
+  instance: StackInstance,
+  name: ServiceName,
+  options: { fresh: boolean },
+): Promise<void> {
+  await stopTracked(pidFile(instance, name));
+  mkdirSync(instance.runDir, { recursive: true });
+  const where = urlOf(instance, name);
+  switch (name) {
+    case 'kafka': {
+      const libs = ensureKafkaJars();
+      log(`starting Kafka ${KAFKA_VERSION} on ${where}${options.fresh ? '' : ' (same data)'}`);
+      startKafka(instance, libs, options);
+      await waitHealthy(instance, name, startTimeoutMs[name]);
+      return;
+    }
+    case 'schemaRegistry': {
+      const home = ensureApicurio();
+      log(`starting Apicurio Registry ${APICURIO_VERSION} on ${where} (${instance.registryStorage} storage)`);
+      startSchemaRegistry(instance, home, options);
+      await waitHealthy(instance, name, startTimeoutMs[name]);
+      // A registry restarted on its file keeps the setting; one in memory forgot it.
+      if (options.fresh || instance.registryStorage === 'memory') await configureSchemaRegistry(instance);
+      return;
+    }
+    case 'modelServer':
+      log(`starting the model server on ${where}`);
+      startModelServer(instance);
+      await waitHealthy(instance, name, startTimeoutMs[name]);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-export async function up(): Promise<Record<ServiceName, ServiceStatus>> {
-  mkdirSync(runDir, { recursive: true });
-  const before = await status();
+export async function up(
+  instance: StackInstance = instances.default,
+): Promise<Record<ServiceName, ServiceStatus>> {
+  mkdirSync(instance.runDir, { recursive: true });
+  const before = await status(instance);
   for (const [name, s] of Object.entries(before)) {
     if (s.healthy && s.pid === null)
       log(`${name}: something not started by this stack already answers at ${s.url}; using it`);
   }
   const starting: Promise<void>[] = [];
-  if (!before.kafka.healthy) {
-    const libs = ensureKafkaJars();
-    await stopTracked(pidFile('kafka'));
-    log(`starting Kafka ${KAFKA_VERSION} on ${endpoints.kafka.bootstrap}`);
-    startKafka(libs);
-    starting.push(waitHealthy('kafka', 90_000));
-  }
-  if (!before.schemaRegistry.healthy) {
-    const home = ensureApicurio();
-    await stopTracked(pidFile('schemaRegistry'));
-    log(`starting Apicurio Registry ${APICURIO_VERSION} on ${endpoints.schemaRegistry.url}`);
-    startSchemaRegistry(home);
-    starting.push(waitHealthy('schemaRegistry', 120_000).then(configureSchemaRegistry));
+  for (const name of ['kafka', 'schemaRegistry'] as const) {
+    if (!before[name].healthy) starting.push(startService(instance, name, { fresh: true }));
   }
   if (!before.modelServer.healthy) {
-    ensureModels();
-    await stopTracked(pidFile('modelServer'));
-    log(`starting the model server on ${endpoints.modelServer.target}`);
-    startModelServer();
-    starting.push(waitHealthy('modelServer', 180_000));
+    starting.push(
+      (async () => {
+        // After the JVMs were spawned (they boot meanwhile): building or loading the models blocks.
+        await new Promise((resolveLater) => setImmediate(resolveLater));
+        ensureModels();
+        await startService(instance, 'modelServer', { fresh: true });
+      })(),
+    );
   }
   const results = await Promise.allSettled(starting);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) throw new Error(failures.map((f) => (f.reason as Error).message).join('\n'));
-  return status();
+  return status(instance);
 }
 
-export async function down(): Promise<void> {
+export async function down(instance: StackInstance = instances.default): Promise<void> {
   for (const name of ['modelServer', 'schemaRegistry', 'kafka'] as ServiceName[]) {
-    const result = await stopTracked(pidFile(name));
+    const result = await stopTracked(pidFile(instance, name));
     log(`${name}: ${result}`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection (used by dev/faults on the `faults` instance)
+
+/** Freezes a service (SIGSTOP to its process group): it holds its sockets but answers nothing. */
+export function freeze(instance: StackInstance, name: ServiceName): void {
+  signalTracked(pidFile(instance, name), 'SIGSTOP');
+}
+
+/** Lets a frozen service run again (SIGCONT). */
+export function thaw(instance: StackInstance, name: ServiceName): void {
+  signalTracked(pidFile(instance, name), 'SIGCONT');
+}
+
+/** Crashes a service (SIGKILL to its process group) and waits until it is gone; its data stays. */
+export async function kill(instance: StackInstance, name: ServiceName): Promise<void> {
+  await killTracked(pidFile(instance, name));
+}
+
+/**
+ * Starts a stopped or killed service again on the data it had: Kafka on its log dirs, the
+ * registry on its H2 file (an instance with `registryStorage: 'memory'` comes back empty, and
+ * records whose schema id it no longer knows become dead letters), the model server as new.
+ * A service that is still running is stopped first (SIGTERM, then SIGKILL).
+ */
+export async function restart(instance: StackInstance, name: ServiceName): Promise<void> {
+  await startService(instance, name, { fresh: false });
+}
+
+/** The model server's fault knobs (see dev/model-server/README.md), e.g. `{stall_seconds: 60}`. */
+export interface ModelServerFaults {
+  latency_ms?: number;
+  failure_rate?: number;
+  failure_code?: string;
+  failure_message?: string;
+  stall_seconds?: number;
+  response_encoding?: 'typed' | 'tensor_content';
+}
+
+/** Merges `faults` into the model server's fault state; resolves the new state. */
+export async function setModelServerFaults(
+  instance: StackInstance,
+  faults: ModelServerFaults,
+): Promise<Record<string, unknown>> {
+  return controlRequest(instance, '/faults', faults);
+}
+
+/** Clears the model server's faults and counters. */
+export async function resetModelServer(instance: StackInstance): Promise<Record<string, unknown>> {
+  return controlRequest(instance, '/reset', {});
+}
+
+async function controlRequest(
+  instance: StackInstance,
+  path: string,
+  body: object,
+): Promise<Record<string, unknown>> {
+  const url = `${instance.endpoints.modelServer.control}${path}`;
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`POST ${url} ${JSON.stringify(body)}: HTTP ${response.status} ${text}`);
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 function printTable(s: Record<ServiceName, ServiceStatus>): void {
@@ -428,26 +624,53 @@ async function main(argv: string[]): Promise<void> {
   const program = new Command('stack').description(
     'Manage the local dev stack (Kafka, registry, model server)',
   );
+  const instanceOption = ['--instance <name>', 'which stack: default or faults', 'default'] as const;
   program
     .command('up')
     .description('start every service that is not already running and wait until each answers')
-    .action(async () => {
+    .option(...instanceOption)
+    .action(async (options: { instance: string }) => {
       const started = Date.now();
-      const s = await up();
+      const s = await up(instanceNamed(options.instance));
       printTable(s);
       log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     });
-  program.command('down').description('stop the services this stack started (by pid)').action(down);
+  program
+    .command('down')
+    .description('stop the services this stack started (by pid)')
+    .option(...instanceOption)
+    .action((options: { instance: string }) => down(instanceNamed(options.instance)));
   program
     .command('status')
     .description('show each service and whether it answers')
     .option('--json', 'print JSON')
-    .action(async (options: { json?: boolean }) => {
-      const s = await status();
+    .option(...instanceOption)
+    .action(async (options: { json?: boolean; instance: string }) => {
+      const s = await status(instanceNamed(options.instance));
       if (options.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
       else printTable(s);
       if (!Object.values(s).every((v) => v.healthy)) process.exitCode = 1;
     });
+  // Fault injection by hand. The instance must be named: the default one is shared.
+  const faultCommands: Array<[string, string, (instance: StackInstance, name: ServiceName) => unknown]> = [
+    ['freeze', 'SIGSTOP a service (it keeps its sockets and answers nothing)', freeze],
+    ['thaw', 'SIGCONT a frozen service', thaw],
+    ['kill', 'SIGKILL a service; its data stays', kill],
+    ['restart', 'start a service again on the data it had', restart],
+  ];
+  for (const [command, description, action] of faultCommands) {
+    program
+      .command(`${command} <service>`)
+      .description(`${description} (service: ${serviceNames.join(', ')})`)
+      .requiredOption('--instance <name>', 'which stack: default or faults')
+      .action(async (service: string, options: { instance: string }) => {
+        if (!serviceNames.includes(service as ServiceName)) {
+          throw new Error(`unknown service "${service}"; use one of ${serviceNames.join(', ')}`);
+        }
+        await action(instanceNamed(options.instance), service as ServiceName);
+        log(`${service}: ${command} done`);
+      });
+  }
   program
     .command('models')
     .description('build (or load from cache) the census, null and image models')

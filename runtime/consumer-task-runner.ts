@@ -501,11 +501,12 @@ export class ConsumerTaskRunner implements TaskRunner {
         metrics.recordErrors.inc(this.labels);
         metrics.lastErrorTimestamp.set(this.labels, this.now());
         const key = `${topic}:${partition}`;
-        const redeliveries = (this.redeliveryAttempts.get(key) ?? 0) + 1;
-        this.redeliveryAttempts.set(key, redeliveries);
         // A known retry time (a circuit breaker's half-open) beats a growing backoff: waiting
-        // longer only delays the recovery after the dependency is back.
+        // longer only delays the recovery after the dependency is back. Such waits do not count
+        // towards the partition's backoff either.
         const retryAfter = (result.error as { retryAfterMs?: number }).retryAfterMs;
+        const redeliveries = (this.redeliveryAttempts.get(key) ?? 0) + (retryAfter === undefined ? 1 : 0);
+        this.redeliveryAttempts.set(key, redeliveries);
         return {
           kind: 'redeliver',
           delayMs:

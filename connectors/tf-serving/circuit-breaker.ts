@@ -10,6 +10,8 @@
 import CircuitBreaker from 'opossum';
 import { RetriableError } from '../../runtime/api.js';
 
+/** The wait a call refused while the breaker is half-open asks for: about one probe call. */
+const HALF_OPEN_RETRY_AFTER_MS = 1_000;
 export type BreakerState = 'closed' | 'half-open' | 'open';
 
 /** The value of the `infer_connect_breaker_state` gauge for each state. */
@@ -116,7 +118,10 @@ export class ModelCircuitBreaker {
       {
         stage: 'TASK_PROCESS',
         context: this.options.errorContext ?? {},
-        ...(this.current === 'open' ? { retryAfterMs } : {}),
+        // Half-open: a probe is deciding right now, so ask for a short wait rather than none (which
+        // would make the runtime's redelivery backoff grow towards errors.retry.delay.max.ms and
+        // keep partitions paused long after the probe closed the breaker).
+        retryAfterMs: this.current === 'open' ? retryAfterMs : HALF_OPEN_RETRY_AFTER_MS,
       },
     );
   }

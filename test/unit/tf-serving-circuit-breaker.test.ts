@@ -94,6 +94,9 @@ describe('TF Serving circuit breaker', () => {
     const probe = b.fire(() => new Promise<string>((resolve) => (release = () => resolve('probe ok'))));
     const second = await outcome(b.fire(succeed));
     expect((second as RetriableError).code, 'only one probe at a time').to.equal('BREAKER_OPEN');
+    // A call refused while the probe decides asks for a short wait, so the runtime does not grow
+    // the partition's redelivery backoff while the server is already back.
+    expect((second as RetriableError).retryAfterMs).to.equal(1_000);
     release();
     expect(await probe).to.equal('probe ok');
     expect(b.state).to.equal('closed');
