@@ -3,11 +3,13 @@
 import type { ConnectorPlugin } from '../runtime/api.js';
 import { fileSinkPlugin } from './file/file-sink.js';
 import { fileSourcePlugin } from './file/file-source.js';
+import { openInferencePlugin } from './open-inference/index.js';
 import { passThroughPlugin } from './passthrough/passthrough.js';
 import { tfServingInferencePlugin } from './tf-serving/index.js';
 
 export const builtinPlugins: readonly ConnectorPlugin[] = [
   tfServingInferencePlugin,
+  openInferencePlugin,
   fileSourcePlugin,
   fileSinkPlugin,
   passThroughPlugin,

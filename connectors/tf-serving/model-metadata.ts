@@ -59,7 +59,7 @@ export class ModelMetadataReader {
           throw new FatalError(
             'TASK_START_FAILED',
             `The model server ${settings.target} did not answer GetModelMetadata for ${this.options.describeModel()} within ` +
-              `tfserving.startup.timeout.ms (${settings.startupTimeoutMs} ms, ${attempt} attempts); last status ${status}: ${error.details}`,
+              `${settings.keyPrefix}.startup.timeout.ms (${settings.startupTimeoutMs} ms, ${attempt} attempts); last status ${status}: ${error.details}`,
             {
               stage: 'TASK_START',
               cause: error,
@@ -121,7 +121,7 @@ export class ModelMetadataReader {
       throw new FatalError(
         'MODEL_SIGNATURE_NOT_FOUND',
         `Model "${model.name}" (version ${metadata.model.version ?? '?'}) has no signature "${model.signatureName}"; ` +
-          `it has: ${available.join(', ') || 'none'}. Set tfserving.signature.name to one of them`,
+          `it has: ${available.join(', ') || 'none'}. Set ${this.options.settings.keyPrefix}.signature.name to one of them`,
         { stage, context: { ...this.recordContext(), 'model.version': metadata.model.version } },
       );
     }
@@ -139,7 +139,7 @@ export class ModelMetadataReader {
     const hint =
       code === 'MODEL_AUTH_FAILED'
         ? 'check the TLS settings and credentials'
-        : 'check tfserving.model.name and tfserving.model.version / tfserving.model.version.label against the models the server has loaded';
+        : `check ${this.options.settings.keyPrefix}.model.name and the model version keys (${this.options.settings.keyPrefix}.model.version*) against the models the server has loaded`;
     const what =
       stage === 'TASK_START'
         ? 'Cannot start: GetModelMetadata'

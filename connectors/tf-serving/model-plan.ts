@@ -30,7 +30,13 @@ export interface WriterPlan {
 
 type Settings = Pick<
   InferenceSettings,
-  'model' | 'inputMapping' | 'inputFileFields' | 'inputNonFinitePolicy' | 'outputFields' | 'metadataFields'
+  | 'model'
+  | 'inputMapping'
+  | 'inputFileFields'
+  | 'inputNonFinitePolicy'
+  | 'outputFields'
+  | 'metadataFields'
+  | 'keyPrefix'
 >;
 type ErrorContext = Record<string, string | number | undefined>;
 
@@ -170,8 +176,8 @@ export function planForChangedSignature(
     const before = previous.version === undefined ? '' : ` (it was version ${previous.version})`;
     const remedy =
       (previous.version === undefined
-        ? 'pin tfserving.model.version to a version the records fit'
-        : `pin tfserving.model.version=${previous.version}`) +
+        ? `pin ${how.settings.keyPrefix}.model.version to a version the records fit`
+        : `pin ${how.settings.keyPrefix}.model.version=${previous.version}`) +
       (label !== undefined ? ' or move the label back' : '');
     throw new FatalError(
       'MODEL_SIGNATURE_CHANGED',

@@ -88,14 +88,18 @@ export type CallContext = {
 export class StatusPolicy {
   private readonly table: Readonly<Record<string, StatusOutcome>>;
 
-  constructor(overrides: Readonly<Record<string, StatusOutcome>> = {}) {
+  /** `keyName` is the config key the overrides came from, named in messages (`oip.status.policy`, ...). */
+  constructor(
+    overrides: Readonly<Record<string, StatusOutcome>> = {},
+    private readonly keyName = 'tfserving.status.policy',
+  ) {
     this.table = { ...DEFAULT_STATUS_POLICY, ...overrides };
   }
 
-  static fromConfig(entries: readonly string[]): StatusPolicy {
+  static fromConfig(entries: readonly string[], keyName = 'tfserving.status.policy'): StatusPolicy {
     const { overrides, problems } = parseStatusPolicyOverrides(entries);
-    if (problems.length > 0) throw new Error(`tfserving.status.policy: ${problems.join('; ')}`);
-    return new StatusPolicy(overrides);
+    if (problems.length > 0) throw new Error(`${keyName}: ${problems.join('; ')}`);
+    return new StatusPolicy(overrides, keyName);
   }
 
   outcomeOf(status: string): StatusOutcome {
@@ -145,7 +149,7 @@ export class StatusPolicy {
         message = `Model server ${context.target} failed ${method} on ${model} (${status}): ${details}`;
     }
     if (outcome !== DEFAULT_STATUS_POLICY[status] && status in this.table) {
-      message += ` [classified ${outcome} by tfserving.status.policy]`;
+      message += ` [classified ${outcome} by ${this.keyName}]`;
     }
     const errorOptions = {
       stage: 'TASK_PROCESS' as const,
