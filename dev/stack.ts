@@ -33,7 +33,8 @@ export type InstanceName = 'default' | 'faults';
 export interface StackEndpoints {
   kafka: { bootstrap: string; controller: string };
   schemaRegistry: { url: string; management: string };
-  modelServer: { target: string; control: string };
+  /** `target`: gRPC host:port; `rest`: TF Serving's REST API base URL; `control`: fault injection. */
+  modelServer: { target: string; rest: string; control: string };
 }
 
 /** One copy of the stack: where it listens, where it keeps pid files, logs and data. */
@@ -55,7 +56,11 @@ const loopbackEndpoints = (kafka: number, registry: number, model: number): Stac
     url: `http://127.0.0.1:${registry}/apis/ccompat/v7`,
     management: `127.0.0.1:${registry + 10}`,
   },
-  modelServer: { target: `127.0.0.1:${model}`, control: `http://127.0.0.1:${model + 2}` },
+  modelServer: {
+    target: `127.0.0.1:${model}`,
+    rest: `http://127.0.0.1:${model + 1}`,
+    control: `http://127.0.0.1:${model + 2}`,
+  },
 });
 
 export const instances: Readonly<Record<InstanceName, StackInstance>> = {
@@ -453,6 +458,8 @@ function startModelServer(instance: StackInstance): void {
       grpcPort,
       '--control-port',
       new URL(instance.endpoints.modelServer.control).port,
+      '--rest-port',
+      new URL(instance.endpoints.modelServer.rest).port,
       '--model-base',
       paths.modelBase,
       '--version-labels',
@@ -537,6 +544,11 @@ export async function up(
 }
 
 export async function down(instance: StackInstance = instances.default): Promise<void> {
+  // MLServer, started on demand by dev/mlserver.ts (OpenInference tests), keeps its pid file here too.
+  if ((await stopTracked(join(instance.runDir, 'mlserver.pid'))) === 'stopped') log('mlserver: stopped');
+  // Real Kafka Connect, started on demand by dev/kafka-connect.ts (differential suite), likewise.
+  if ((await stopTracked(join(instance.runDir, 'kafkaConnect.pid'))) === 'stopped')
+    log('kafkaConnect: stopped');
   for (const name of ['modelServer', 'schemaRegistry', 'kafka'] as ServiceName[]) {
     const result = await stopTracked(pidFile(instance, name));
     log(`${name}: ${result}`);

@@ -16,6 +16,7 @@ import {
   type TlsFailureKind,
   type TlsOptions,
 } from './grpc-client.js';
+import { TFServingRestClient } from './rest-client.js';
 
 /** What the inference task needs from a TF Serving client (a fake implements it in tests). */
 export type TFServingApi = Pick<TFServingClient, 'predict' | 'getModelMetadata'>;
@@ -36,6 +37,10 @@ export interface TlsRequest {
 }
 
 export interface ClientRequest {
+  /**
+   * host:port of the gRPC API, or the base URL of TF Serving's REST API (`http://host:port`, or
+   * `https://host:port` with TLS): see clientTarget in config.ts.
+   */
   target: string;
   tls: false | TlsRequest;
   maxSendMessageBytes: number;
@@ -52,7 +57,7 @@ export interface ClientRequest {
 export type ClientConnector = (request: ClientRequest) => Promise<ClientLease>;
 
 interface Entry {
-  client: TFServingClient;
+  client: TFServingClient | TFServingRestClient;
   /** `client` as tasks see it: TLS failures turned fatal. */
   api: TFServingApi;
   refs: number;
@@ -129,7 +134,7 @@ function explainTlsFailure(error: unknown, request: Pick<ClientRequest, 'target'
 }
 
 /** `client` with its TLS failures explained (explainTlsFailure). */
-function withTlsFailuresExplained(client: TFServingClient, request: ClientRequest): TFServingApi {
+function withTlsFailuresExplained(client: TFServingApi, request: ClientRequest): TFServingApi {
   const explain = (error: unknown): never => {
     throw explainTlsFailure(error, request);
   };
@@ -159,13 +164,17 @@ export const sharedClients: ClientConnector = async (request) => {
     // Another task may have created it while the TLS files were read.
     entry = shared.get(key);
     if (entry === undefined) {
-      let client: TFServingClient;
+      let client: TFServingClient | TFServingRestClient;
+      // An http(s):// target is TF Serving's REST API (tfserving.transport=rest).
+      const rest = /^https?:\/\//.test(request.target);
       try {
-        client = new TFServingClient(options);
+        client = rest
+          ? new TFServingRestClient({ ...options, baseUrl: request.target })
+          : new TFServingClient(options);
       } catch (cause) {
         throw new FatalError(
           'CONFIG_INVALID',
-          `Cannot create a gRPC client for ${request.target}: ${(cause as Error).message}`,
+          `Cannot create a ${rest ? 'REST' : 'gRPC'} client for ${request.target}: ${(cause as Error).message}`,
           {
             stage: 'TASK_START',
             cause,

@@ -1,6 +1,6 @@
 """A stand-in for tensorflow_model_server: TF Serving's gRPC API over real SavedModels.
 
-    python server.py --port 8500 --control-port 8502 --model-base DIR \
+    python server.py --port 8500 --control-port 8502 [--rest-port 8501] --model-base DIR \
         [--version-labels census:stable=1,null:stable=1,null:canary=2] [--workers 8] \
         [--poll-seconds 0] \
         [--tls-port 0 --tls-cert server.crt --tls-key server.key [--tls-client-ca ca.pem]]
@@ -14,6 +14,8 @@ on 127.0.0.1 only:
   tensorflow.serving.PredictionService/Predict
   tensorflow.serving.PredictionService/GetModelMetadata   (metadata_field "signature_def")
   tensorflow.serving.ModelService/GetModelStatus
+
+and with --rest-port, TF Serving's REST API over the same handlers (rest_api.py).
 
 Status codes and messages follow TF Serving (predict_util.cc, server_core.cc,
 get_model_metadata_impl.cc, get_model_status_impl.cc) where the client can
@@ -57,6 +59,8 @@ from tensorflow_serving.apis import (  # noqa: E402
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+import rest_api  # noqa: E402  (TF Serving's REST API, --rest-port)
 
 HOST = "127.0.0.1"
 DEFAULT_SIGNATURE = "serving_default"
@@ -405,12 +409,20 @@ class Faults:
         "failure_code": "UNAVAILABLE",
         "failure_message": "injected fault",
         "response_encoding": "typed",
+        # Capacity cap (like TF Serving's batching queue): at most max_concurrent Predicts execute,
+        # up to queue_limit more wait for a slot, any other is answered UNAVAILABLE "queue full"
+        # at once. max_concurrent 0 = no cap. latency_ms then counts from the start of execution,
+        # so capacity is max_concurrent / latency_ms.
+        "max_concurrent": 0,
+        "queue_limit": 0,
     }
     # How often a held request re-checks whether its client is still there.
     POLL_SECONDS = 0.02
 
     def __init__(self):
         self.changed = threading.Condition()
+        self.executing = 0
+        self.waiting = 0
         self.reset()
 
     def reset(self):
@@ -436,6 +448,10 @@ class Faults:
                 stall_seconds = _number(key, value, 0, None)
             elif key == "latency_ms":
                 new[key] = _number(key, value, 0, None)
+            elif key in ("max_concurrent", "queue_limit"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"{key} must be a whole number >= 0")
+                new[key] = value
             elif key == "failure_rate":
                 new[key] = _number(key, value, 0, 1)
             elif key == "failure_code":
@@ -457,7 +473,41 @@ class Faults:
     def snapshot(self):
         with self.changed:
             remaining = max(0.0, self.stall_until - time.monotonic())
-            return {**self.state, "stall_seconds": round(remaining, 3)}
+            return {**self.state, "stall_seconds": round(remaining, 3),
+                    "executing": self.executing, "waiting": self.waiting}
+
+    def admit(self, context, arrival):
+        """Admission under the capacity cap; returns when this Predict starts executing.
+
+        Without a cap (max_concurrent 0) returns arrival at once. Otherwise takes an executing
+        slot, or waits in the queue for one (up to queue_limit waiting), or raises UNAVAILABLE
+        "queue full" at once. The caller must call finish() after a successful admit.
+        """
+        with self.changed:
+            if self.state["max_concurrent"] == 0:
+                self.executing += 1
+                return arrival
+            if self.executing >= self.state["max_concurrent"]:
+                if self.waiting >= self.state["queue_limit"]:
+                    raise RpcError(grpc.StatusCode.UNAVAILABLE,
+                                   "The batching queue is full: too many requests in flight (queue full)")
+                self.waiting += 1
+                try:
+                    while self.state["max_concurrent"] and self.executing >= self.state["max_concurrent"]:
+                        if not context.is_active():
+                            raise RpcError(grpc.StatusCode.CANCELLED,
+                                           "client went away while the request waited in the queue")
+                        self.changed.wait(self.POLL_SECONDS)
+                finally:
+                    self.waiting -= 1
+            self.executing += 1
+            return time.monotonic()
+
+    def finish(self):
+        """A Predict admitted by admit() is done: its slot goes to the next waiting one."""
+        with self.changed:
+            self.executing -= 1
+            self.changed.notify_all()
 
     def hold(self, context, arrival=None):
         """Block while a stall is active (and, when arrival is given, until arrival + latency_ms).
@@ -551,9 +601,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         arrival = time.monotonic()
         self.stats.predict_started()
         rows = 0
+        admitted = False
         try:
             # Faults first: an unavailable or stalled server fails before it looks at the request.
-            self.faults.hold(context, arrival)
+            started = self.faults.admit(context, arrival)
+            admitted = True
+            self.faults.hold(context, started)
             self.faults.maybe_fail()
             require_model_spec(request)
             servable = self.registry.resolve(request.model_spec)
@@ -575,6 +628,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             rows = first.shape[0] if first is not None and first.ndim else 1
             return response
         finally:
+            if admitted:
+                self.faults.finish()
             self.stats.predict_finished(rows)
 
     @rpc("GetModelMetadata")
@@ -747,6 +802,9 @@ def main():
     parser = argparse.ArgumentParser(description="TF Serving gRPC stand-in for dev and tests.")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0 = pick a free one)")
     parser.add_argument("--control-port", type=int, default=8502, help="HTTP control port (0 = pick a free one)")
+    parser.add_argument("--rest-port", type=int,
+                        help="also serve TF Serving's REST API on this port (0 = pick a free one; TF Serving "
+                             "uses 8501); absent = off, as tensorflow_model_server without --rest_api_port")
     parser.add_argument("--model-base", required=True, help="directory with <model>/<version>/saved_model.pb")
     parser.add_argument("--version-labels", type=parse_labels, default={},
                         help="comma-separated model:label=version, e.g. null:stable=1,null:canary=2")
@@ -794,6 +852,16 @@ def main():
     control.daemon_threads = True
     threading.Thread(target=control.serve_forever, name="control", daemon=True).start()
 
+    # TF Serving's REST API over the same handlers (and so the same servables, labels, stats and faults).
+    rest = None
+    if args.rest_port is not None:
+        prediction, models_service = PredictionService(registry, stats, faults), ModelService(registry, stats)
+        rest = ThreadingHTTPServer((HOST, args.rest_port), rest_api.make_rest_handler(
+            prediction, models_service, stats, RpcError, PredictionService.Predict.__wrapped__,
+            PredictionService.GetModelMetadata.__wrapped__, ModelService.GetModelStatus.__wrapped__))
+        rest.daemon_threads = True
+        threading.Thread(target=rest.serve_forever, name="rest", daemon=True).start()
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -802,12 +870,16 @@ def main():
                          name="poll", daemon=True).start()
     models = " ".join(f"{name}[{','.join(map(str, versions))}]" for name, versions in registry.describe().items())
     labels = ",".join(f"{m}:{label}={v}" for m, ls in registry.labels.items() for label, v in ls.items()) or "none"
-    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s poll=%s tls=%s",
+    log.info("serving grpc=%s:%d control=%s:%d workers=%d models=%s labels=%s poll=%s tls=%s rest=%s",
              HOST, grpc_port, HOST, control.server_address[1], args.workers, models, labels,
-             f"{args.poll_seconds:g}s" if args.poll_seconds > 0 else "off", tls)
+             f"{args.poll_seconds:g}s" if args.poll_seconds > 0 else "off", tls,
+             f"{HOST}:{rest.server_address[1]}" if rest is not None else "off")
     while not stop.wait(0.5):  # a bounded wait keeps the main thread responsive to signals
         pass
     log.info("shutting down")
+    if rest is not None:
+        rest.shutdown()
+        rest.server_close()
     control.shutdown()
     control.server_close()
     server.stop(grace=2).wait()

@@ -9,6 +9,7 @@ Exits non-zero on any failure.
 """
 
 import argparse
+import base64
 import csv
 import json
 import os
@@ -65,7 +66,8 @@ class Server:
         self.log = []
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--control-port", "0",
-             "--model-base", model_base, "--version-labels", labels, "--workers", "8", *extra],
+             "--rest-port", "0", "--model-base", model_base, "--version-labels", labels, "--workers", "8",
+             *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         ready = threading.Event()
         ports = {}
@@ -78,6 +80,8 @@ class Server:
                     ports["grpc"], ports["control"] = int(match[1]), int(match[2])
                     tls = re.search(r" tls=127\.0\.0\.1:(\d+)", line)
                     ports["tls"] = int(tls[1]) if tls else None
+                    rest = re.search(r" rest=127\.0\.0\.1:(\d+)", line)
+                    ports["rest"] = int(rest[1]) if rest else None
                     ready.set()
             ready.set()  # process ended; the check below reports it
 
@@ -86,6 +90,7 @@ class Server:
             self.proc.kill()
             raise SystemExit("server did not start:\n" + "\n".join(self.log[-30:]))
         self.grpc_port, self.control_port, self.tls_port = ports["grpc"], ports["control"], ports["tls"]
+        self.rest_port = ports["rest"]
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
         self.predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model_stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
@@ -100,6 +105,19 @@ class Server:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as e:
             return e.code, json.load(e)
+
+    def rest(self, method, path, body=None):
+        """TF Serving REST call -> (status, parsed JSON, raw text); `body` is sent as JSON text."""
+        data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read().decode()
+                return response.status, json.loads(text), text
+        except urllib.error.HTTPError as e:
+            text = e.read().decode()
+            return e.code, json.loads(text), text
 
     def stop(self):
         self.channel.close()
@@ -394,6 +412,42 @@ def fault_stall_respects_deadline(server, base):
     server.control("POST", "/reset")
 
 
+# --- capacity cap (max_concurrent / queue_limit): the bench of max.in.flight.requests=auto uses it
+@check
+def fault_capacity_cap_queues_then_refuses_queue_full(server, base):
+    server.control("POST", "/reset")
+    assert server.control("POST", "/faults", {"max_concurrent": -1})[0] == 400
+    assert server.control("POST", "/faults", {"queue_limit": 1.5})[0] == 400
+    status, state = server.control("POST", "/faults", {"max_concurrent": 2, "queue_limit": 2, "latency_ms": 300})
+    assert status == 200 and (state["max_concurrent"], state["queue_limit"]) == (2, 2), state
+    request = predict_request("null", {"age": typed([7], np.int64)})
+    start = time.monotonic()
+    calls = []
+    for _ in range(6):
+        calls.append(server.predict_stub.Predict.future(request, timeout=10))
+        time.sleep(0.02)  # in order: 2 execute, 2 wait, 2 find the queue full
+    time.sleep(0.1)
+    _, during = server.control("GET", "/faults")
+    assert (during["executing"], during["waiting"]) == (2, 2), during
+    done, refused = [], []
+    for call in calls:
+        try:
+            call.result()
+            done.append(time.monotonic() - start)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE and "queue full" in e.details(), e
+            refused.append(e)
+    assert (len(done), len(refused)) == (4, 2), (done, refused)
+    # latency_ms counts from the start of execution: the queued pair ends a full latency later.
+    assert sorted(done)[-1] >= 0.6, done
+    _, stats = server.control("GET", "/stats")
+    assert stats["errors"] == {"UNAVAILABLE": 2}, stats["errors"]
+    server.control("POST", "/reset")
+    _, state = server.control("GET", "/faults")
+    assert (state["max_concurrent"], state["executing"], state["waiting"]) == (0, 0, 0), state
+# --- end capacity cap
+
+
 @check
 def fault_validation(server, base):
     assert server.control("POST", "/faults", {"nope": 1})[0] == 400
@@ -582,6 +636,116 @@ def tls_options_are_checked_before_models_load(server, base):
             [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--control-port", "0",
              "--model-base", "/nonexistent-base", *extra], capture_output=True, text=True, timeout=120)
         assert result.returncode != 0 and expected in result.stderr, (extra, result.stderr[-500:])
+
+
+# --- TF Serving's REST API (--rest-port, rest_api.py)
+
+def census_columnar(rows):
+    inputs = {c: [int(r[c]) for r in rows] for c in INT_COLUMNS}
+    inputs.update({c: [r[c] for r in rows] for c in STRING_COLUMNS})
+    return inputs
+
+
+@check
+def rest_census_predict_matches_grpc_exactly(server, base):
+    rows = census_rows(20)
+    grpc_answer = server.predict_stub.Predict(predict_request("census", census_inputs(rows)), timeout=10)
+    status, body, _ = server.rest("POST", "/v1/models/census:predict",
+                                  {"signature_name": "serving_default", "inputs": census_columnar(rows)})
+    assert status == 200, body
+    # float32 written as the shortest double that reads back to it: equal after the float32 cast.
+    assert np.array_equal(np.float32(body["outputs"]["probability"]),
+                          np.float32(list(grpc_answer.outputs["probability"].float_val))), body
+    assert body["outputs"]["predicted_class"] == [v.decode() for v in grpc_answer.outputs["predicted_class"].string_val]
+
+
+@check
+def rest_versions_labels_and_single_output(server, base):
+    for path, expected in (("/v1/models/null:predict", [6.0, 41.0]),
+                           ("/v1/models/null/versions/1:predict", [5.0, 40.0]),
+                           ("/v1/models/null/labels/stable:predict", [5.0, 40.0]),
+                           ("/v1/models/null/labels/canary:predict", [6.0, 41.0])):
+        status, body, _ = server.rest("POST", path, {"inputs": {"age": [5, 40]}})
+        # One output tensor: "outputs" is the tensor itself, without its alias (json_tensor.cc).
+        assert (status, body) == (200, {"outputs": expected}), (path, status, body)
+    # A lone input may be given without its alias too.
+    assert server.rest("POST", "/v1/models/null/versions/1:predict", {"inputs": [7]})[1] == {"outputs": [7.0]}
+
+
+@check
+def rest_status_and_metadata(server, base):
+    status, body, _ = server.rest("GET", "/v1/models/null")
+    assert status == 200 and [s["version"] for s in body["model_version_status"]] == ["1", "2"], body
+    assert body["model_version_status"][0]["state"] == "AVAILABLE", body
+    status, body, _ = server.rest("GET", "/v1/models/null/labels/stable")
+    assert [s["version"] for s in body["model_version_status"]] == ["1"], body
+    status, body, _ = server.rest("GET", "/v1/models/census/metadata")
+    assert status == 200 and body["model_spec"] == {"name": "census", "version": "1"}, body["model_spec"]
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["age"]["dtype"] == "DT_INT64", signature["inputs"]["age"]
+    assert signature["inputs"]["age"]["tensor_shape"] == {"dim": [{"size": "-1"}]}, signature["inputs"]["age"]
+    assert signature["outputs"]["predicted_class"]["dtype"] == "DT_STRING"
+    assert server.rest("GET", "/v1/models/null/versions/2/metadata")[1]["model_spec"]["version"] == "2"
+
+
+@check
+def rest_errors_have_tf_servings_http_status_and_error_json(server, base):
+    cases = (
+        ("POST", "/v1/models/nope:predict", {"inputs": {"age": [1]}}, 404, "Servable not found for request: Latest(nope)"),
+        ("POST", "/v1/models/null/versions/9:predict", {"inputs": {"age": [1]}}, 404, "Specific(null, 9)"),
+        ("POST", "/v1/models/null/labels/nope:predict", {"inputs": {"age": [1]}}, 400,
+         "Unrecognized servable version label: nope"),
+        ("POST", "/v1/models/null:predict", {"signature_name": "x", "inputs": {"age": [1]}}, 400,
+         'Serving signature key "x" not found.'),
+        ("POST", "/v1/models/null:predict", {"inputs": {"age": [1.5]}}, 400, "is not of expected type int64"),
+        ("POST", "/v1/models/null:predict", {"inputs": {"age": [1], "extra": [2]}}, 400, "input size does not match"),
+        ("POST", "/v1/models/null:predict", {"instances": [{"age": 1}]}, 400, "columnar format only"),
+        ("POST", "/v1/models/null:predict", "{not json", 400, "JSON Parse error"),
+        ("GET", "/v1/models/nope/metadata", None, 404, "Servable not found"),
+        ("GET", "/v1/models/null:predict", None, 400, "Malformed request"),
+    )
+    for method, path, body, expected_status, message in cases:
+        status, answer, _ = server.rest(method, path, body)
+        assert status == expected_status and message in answer.get("error", ""), (path, body, status, answer)
+
+
+@check
+def rest_int64_exact_and_b64_strings(server, base):
+    # The image model takes encoded JPEGs (DT_STRING): bytes that are not UTF-8 go as {"b64": ...}.
+    with open(os.path.join(IMAGES, "expected.json")) as f:
+        expected = json.load(f)
+    name = sorted(expected)[0]
+    with open(os.path.join(IMAGES, name), "rb") as f:
+        image = base64.b64encode(f.read()).decode()
+    status, body, _ = server.rest("POST", "/v1/models/image:predict", {"inputs": {"image_bytes": [{"b64": image}]}})
+    assert status == 200 and body["outputs"]["top_k_classes"][0][0] == expected[name], body
+    # int64 beyond 2^53 reaches the model exactly (the null model adds version - 1 in float32, so
+    # the exactness is checked on the way in: a value beyond int64 is refused, one inside accepted).
+    status, body, _ = server.rest("POST", "/v1/models/null/versions/1:predict", "{\"inputs\": [9007199254740993]}")
+    assert status == 200 and body == {"outputs": [9007199254740992.0]}, body
+    status, body, _ = server.rest("POST", "/v1/models/null/versions/1:predict", "{\"inputs\": [9223372036854775808]}")
+    assert status == 400, body
+
+
+@check
+def rest_faults_answer_with_the_http_status_of_their_code(server, base):
+    for code, http_status in (("UNAVAILABLE", 503), ("RESOURCE_EXHAUSTED", 429), ("INVALID_ARGUMENT", 400),
+                              ("INTERNAL", 500), ("DEADLINE_EXCEEDED", 504)):
+        server.control("POST", "/faults", {"failure_rate": 1, "failure_code": code, "failure_message": "chaos"})
+        status, body, _ = server.rest("POST", "/v1/models/null:predict", {"inputs": [1]})
+        assert (status, body) == (http_status, {"error": "chaos"}), (code, status, body)
+    # Metadata and status stay healthy under Predict faults, as over gRPC.
+    assert server.rest("GET", "/v1/models/null/metadata")[0] == 200
+    server.control("POST", "/reset")
+    server.control("POST", "/faults", {"latency_ms": 300})
+    start = time.monotonic()
+    assert server.rest("POST", "/v1/models/null:predict", {"inputs": [1]})[0] == 200
+    assert time.monotonic() - start >= 0.3
+    server.control("POST", "/reset")
+    _, stats = server.control("GET", "/stats")
+    assert stats["requests"] == {}, stats  # reset clears the REST counts with the gRPC ones
+    server.rest("POST", "/v1/models/null:predict", {"inputs": [1]})
+    assert server.control("GET", "/stats")[1]["requests"] == {"Predict": 1}
 
 
 def wait_until(condition, what, timeout=30):
