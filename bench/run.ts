@@ -12,6 +12,7 @@
 //   e  TFServingInference, `census` model, at the best batch size of c
 //   f  end-to-end latency of c (best batch size) at 25%, 50%, 75% of its own maximum rate
 //   g  a full backlog while the model server stalls, then recovers: memory, nothing lost
+//   r  e over TF Serving's REST API (tfserving.transport=rest), same model server: e and r side by side
 //
 // The pipeline under test always runs as a child process (bench/process-under-test.ts). Each of
 // a-e drains a backlog (records/s: the steady state, from the outputs' broker append times), and
@@ -25,7 +26,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { up } from '../dev/stack.js';
 import { silenceKafkajsTimerWarnings } from '../runtime/node-warnings.js';
+import { adaptiveConcurrency, renderAdaptiveTable, type AdaptiveResult } from './adaptive.js';
 import { renderChart } from './chart.js';
+import { checkRestTransport, restTransportKeys } from './transports.js';
 import { formatTopSelfTime, monotonicUs, topSelfTime } from './cpu-profile.js';
 import { createTopic, endOffsetTotal, fillCensusTopic, median, repoRoot, runId } from './lib.js';
 import {
@@ -58,8 +61,11 @@ import {
 
 silenceKafkajsTimerWarnings();
 
-const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g'] as const;
-type ScenarioId = (typeof SCENARIOS)[number];
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'r'] as const;
+// --- adaptive concurrency (bench/adaptive.ts): opt-in only, `--only adaptive` (its own model server)
+const OPT_IN_SCENARIOS = ['adaptive'] as const;
+type ScenarioId = (typeof SCENARIOS)[number] | (typeof OPT_IN_SCENARIOS)[number];
+// --- end adaptive concurrency
 const BATCH_MAX_WAIT_MS = 5;
 const STEADY_STATE_SKIP = 0.1;
 const resultsDir = join(repoRoot, 'bench/results');
@@ -103,7 +109,7 @@ function parsePlan(): Plan & { json: boolean } {
     .option('--quick', 'reduced set: 60k records, 1 run, c at 1/64/256, shorter stall (under 3 minutes)')
     .option('--json', 'print the results as JSON on the last line of stdout')
     .option('--profile', 'write V8 CPU profiles of the b and c workers to bench/results/profiles')
-    .option('--only <scenarios>', 'comma-separated subset of a,b,c,d,e,f,g')
+    .option('--only <scenarios>', 'comma-separated subset of a,b,c,d,e,f,g,r')
     .option('--batch-sizes <list>', 'batch.max.records values of scenario c', intList)
     .option('--records <n>', 'backlog records per run (default 200000, --quick 60000)', positiveInt)
     .option('--runs <n>', 'runs per scenario, median reported (default 3, --quick 1)', positiveInt)
@@ -147,8 +153,10 @@ function parsePlan(): Plan & { json: boolean } {
   const quick = Boolean(options.quick);
   const only = new Set<ScenarioId>();
   for (const id of (options.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim())) {
-    if (!(SCENARIOS as readonly string[]).includes(id)) {
-      throw new InvalidArgumentError(`--only: unknown scenario "${id}"; use some of ${SCENARIOS.join(',')}`);
+    if (!([...SCENARIOS, ...OPT_IN_SCENARIOS] as readonly string[]).includes(id)) {
+      throw new InvalidArgumentError(
+        `--only: unknown scenario "${id}"; use some of ${[...SCENARIOS, ...OPT_IN_SCENARIOS].join(',')}`,
+      );
     }
     only.add(id as ScenarioId);
   }
@@ -767,6 +775,26 @@ async function main(): Promise<void> {
         ),
       ),
     );
+  // --- transports (bench/transports.ts): r is e over TF Serving's REST API
+  if (run.has('r'))
+    await attempt('r', async () => {
+      await checkRestTransport();
+      const census = inference('census', bestBatch);
+      const overRest: Pipeline =
+        census.kind === 'worker'
+          ? { ...census, connector: { ...census.connector, ...restTransportKeys() } }
+          : census;
+      add(
+        await scenario(plan, 'r', `census model over REST, batch ${bestBatch}`, overRest, plan.records, {
+          model: 'census',
+          'tfserving.transport': 'rest',
+          'batch.max.records': bestBatch,
+          'batch.max.wait.ms': BATCH_MAX_WAIT_MS,
+          'max.in.flight.requests': 4,
+        }),
+      );
+    });
+  // --- end transports
   if (run.has('f')) {
     await attempt('f', async () => {
       log(`f: the model server's own Predict latency at batch ${bestBatch} (${plan.predictCalls} calls)`);
@@ -802,6 +830,23 @@ async function main(): Promise<void> {
       results.stall = await memoryUnderStall(plan, bestBatch);
     });
   }
+  // --- adaptive concurrency (bench/adaptive.ts)
+  let adaptive: AdaptiveResult | undefined;
+  if (run.has('adaptive')) {
+    await attempt('adaptive', async () => {
+      adaptive = await adaptiveConcurrency({
+        quick: plan.quick,
+        partitions: plan.partitions,
+        workDir,
+        nodeFlags: plan.nodeFlags,
+        newTopicName,
+        log,
+        connectorOverrides: plan.connectorOverrides,
+      });
+      (results as BenchResults & { adaptive?: AdaptiveResult }).adaptive = adaptive;
+    });
+  }
+  // --- end adaptive concurrency
 
   if (plan.profile) {
     results.profiles = [];
@@ -822,6 +867,9 @@ async function main(): Promise<void> {
   results.durationSeconds = Math.round((Date.now() - started) / 1000);
   const report = renderReport(results);
   process.stdout.write(`${report.text}\n`);
+  // --- adaptive concurrency (bench/adaptive.ts)
+  if (adaptive) process.stdout.write(`\n${renderAdaptiveTable(adaptive)}\n`);
+  // --- end adaptive concurrency
   results.ratios = report.ratios;
   results.targets = report.targets;
 

@@ -15,6 +15,9 @@ const BATCHING = 'Batching';
 const RATE_LIMIT = 'Rate limit';
 const BREAKER = 'Circuit breaker';
 
+/** Highest fixed `max.in.flight.requests`, and highest adaptive bound (adaptive-limit.ts). */
+export const MAX_IN_FLIGHT = 1024;
+
 /** What `output.metadata.fields` can add to each scored record, with its default field name. */
 export const METADATA_KINDS = {
   'model.name': 'model_name',
@@ -100,6 +103,18 @@ export function avroFieldName(alias: string): string {
 /** gRPC name-resolution schemes a target may start with (`dns:///host:port`, `unix:///path`, ...). */
 const GRPC_SCHEMES = new Set(['dns', 'unix', 'unix-abstract', 'ipv4', 'ipv6']);
 
+/** `tfserving.transport`: TF Serving's gRPC API, or its REST API (rest-client.ts). */
+export const TRANSPORTS = ['grpc', 'rest'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/**
+ * What the client pool connects to: `host:port` for gRPC; for REST the base URL, `https://` with
+ * TLS (the tfserving.tls.* files apply to it as to gRPC) and `http://` without.
+ */
+export function clientTarget(transport: Transport, target: string, tls: boolean): string {
+  return transport === 'rest' ? `${tls ? 'https' : 'http'}://${target}` : target;
+}
+
 function targetProblem(target: string): string | undefined {
   if (!/^\S+$/.test(target)) return `"${target}" is not host:port, e.g. 127.0.0.1:8500`;
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(target)?.[1];
@@ -125,10 +140,33 @@ const KEYS: ConfigKey[] = [
     group: SERVER,
     displayName: 'Model server target',
     documentation:
-      'host:port of the TensorFlow Serving gRPC endpoint (port 8500 by default in TF Serving). ' +
+      'host:port of the TensorFlow Serving gRPC endpoint (port 8500 by default in TF Serving), or of its REST API ' +
+      '(port 8501) with `tfserving.transport=rest`. ' +
       'Tasks of this worker that name the same target (and TLS settings) share one gRPC channel.',
     validate: (value) => targetProblem(String(value)),
   },
+  // ------------------------------------------------- transport (rest-client.ts)
+  {
+    name: 'tfserving.transport',
+    type: 'string',
+    default: 'grpc',
+    validate: (value) =>
+      (TRANSPORTS as readonly string[]).includes(String(value))
+        ? undefined
+        : `must be one of ${TRANSPORTS.join(', ')}, got "${String(value)}"`,
+    importance: 'medium',
+    group: SERVER,
+    displayName: 'Transport',
+    documentation:
+      'How the task calls TensorFlow Serving: `grpc` (its gRPC API, port 8500) or `rest` (its REST API, port 8501: ' +
+      '`POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict` with columnar `inputs`, and `GET .../metadata`). ' +
+      'With `rest`, `tfserving.target` is the host:port of the REST API, `tfserving.tls.*` apply to HTTPS, and ' +
+      "the message limits bound the HTTP bodies; HTTP statuses are read as the gRPC status TF Serving's REST server " +
+      'answers them for (400 INVALID_ARGUMENT, 404 NOT_FOUND, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, ...), so ' +
+      '`tfserving.status.policy` applies to both. A label or the latest version is resolved to a version number ' +
+      'from the model status about once a second, since REST answers do not name the version that answered.',
+  },
+  // ---------------------------------------------- end transport
   {
     name: 'tfserving.deadline.ms',
     type: 'int',
@@ -471,16 +509,52 @@ const KEYS: ConfigKey[] = [
       'How long (ms) a row may wait for more rows to fill its batch; 0 sends what is there at once. A full batch is ' +
       'sent immediately.',
   },
+  // ------------------------------------------------- adaptive concurrency (adaptive-limit.ts)
   {
     name: 'max.in.flight.requests',
-    type: 'int',
-    default: 4,
-    min: 1,
-    max: 1024,
+    type: 'string',
+    default: '4',
+    validate: (value) => inFlightProblem(String(value)),
     importance: 'medium',
     group: BATCHING,
     displayName: 'Max in-flight requests',
-    documentation: 'Most Predict requests a task has outstanding at once (p-queue concurrency).',
+    dependents: ['max.in.flight.requests.min', 'max.in.flight.requests.max'],
+    documentation:
+      'Most Predict requests a task has outstanding at once (p-queue concurrency): a whole number from 1 to ' +
+      `${MAX_IN_FLIGHT}, or \`auto\`. With \`auto\` the limit adapts to the model server (AIMD): it grows by about one ` +
+      'request per round trip while the current limit is in use and answers are fast, and shrinks by 10% on an ' +
+      'overload answer (UNAVAILABLE, RESOURCE_EXHAUSTED), a DEADLINE_EXCEEDED or an answer slower than half of ' +
+      '`tfserving.deadline.ms`, within `max.in.flight.requests.min` and `.max`. An overload answer to the k-th ' +
+      'request in flight also caps the limit at k - 1, raised by 1 after 5 s without overload (the step doubling ' +
+      'while no overload follows), so the server is rarely refused twice. It starts at 4 and is shared by the ' +
+      "worker's tasks that call the same target and model: each task gets an equal part of it (at least 1).",
+  },
+  {
+    name: 'max.in.flight.requests.min',
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: MAX_IN_FLIGHT,
+    importance: 'low',
+    group: BATCHING,
+    displayName: 'Min adaptive in-flight limit',
+    documentation:
+      'Lowest limit `max.in.flight.requests=auto` may shrink to (ignored with a fixed number). 1 keeps one ' +
+      'request probing an overloaded server; the circuit breaker, not the limit, stops calls to a failing one.',
+  },
+  {
+    name: 'max.in.flight.requests.max',
+    type: 'int',
+    default: 64,
+    min: 1,
+    max: MAX_IN_FLIGHT,
+    importance: 'low',
+    group: BATCHING,
+    displayName: 'Max adaptive in-flight limit',
+    documentation:
+      'Highest limit `max.in.flight.requests=auto` may grow to (ignored with a fixed number), for the target ' +
+      "and model over all of the worker's tasks. 64 is 16 times the fixed default, more than one model server " +
+      'instance usefully runs at once, and bounds the rows in flight (64 x `batch.max.records`).',
   },
   // ---------------------------------------------------------------------------- rate limit
   {
@@ -585,6 +659,14 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
         : undefined,
   },
   {
+    keys: ['tfserving.transport', 'tfserving.target'],
+    check: (values) =>
+      values.get('tfserving.transport') === 'rest' &&
+      !/^(?:\[[^\]]+\]|[^:/[\]]+):\d+$/.test(String(values.get('tfserving.target')))
+        ? `with tfserving.transport=rest, tfserving.target must be host:port of the REST API (e.g. 127.0.0.1:8501), got "${String(values.get('tfserving.target'))}"`
+        : undefined,
+  },
+  {
     keys: ['tfserving.tls.cert.file', 'tfserving.tls.key.file'],
     check: (values) =>
       (str(values, 'tfserving.tls.cert.file') === undefined) !==
@@ -609,6 +691,13 @@ export const tfServingConfigSpec = defineConfig(KEYS, [
         'tfserving.tls.server.name',
       ].some((k) => str(values, k) !== undefined)
         ? 'TLS files are set but tfserving.tls.enable is false: set tfserving.tls.enable=true or remove them'
+        : undefined,
+  },
+  {
+    keys: ['max.in.flight.requests.min', 'max.in.flight.requests.max'],
+    check: (values) =>
+      Number(values.get('max.in.flight.requests.min')) > Number(values.get('max.in.flight.requests.max'))
+        ? `max.in.flight.requests.min (${String(values.get('max.in.flight.requests.min'))}) exceeds max.in.flight.requests.max (${String(values.get('max.in.flight.requests.max'))}): lower the minimum or raise the maximum`
         : undefined,
   },
   {
@@ -659,7 +748,10 @@ export interface MetadataField {
 }
 
 export interface InferenceSettings {
+  /** host:port for gRPC; the REST API's base URL with `tfserving.transport=rest` (clientTarget). */
   target: string;
+  /** `tfserving.transport`; grpc for a spec without the key. */
+  transport: Transport;
   model: ModelSpec & { signatureName: string };
   deadlineMs: number;
   startupTimeoutMs: number;
@@ -667,6 +759,8 @@ export interface InferenceSettings {
   maxSendMessageBytes: number;
   maxReceiveMessageBytes: number;
   statusPolicy: StatusPolicy;
+  /** The prefix of the protocol's keys (`tfserving`, `oip`), for hints that name them. */
+  keyPrefix: string;
   /** tensor alias -> field path (dotted). */
   inputMapping: Map<string, string>;
   inputFileFields: Set<string>;
@@ -678,7 +772,8 @@ export interface InferenceSettings {
   outputFields: Map<string, string> | undefined;
   metadataFields: MetadataField[];
   batch: { maxRecords: number; maxBytes: number; maxWaitMs: number };
-  maxInFlight: number;
+  /** A fixed limit, or `auto` with its bounds (adaptive-limit.ts). */
+  maxInFlight: MaxInFlight;
   rateLimit: { requestsPerSecond: number; queueMaxRequests: number };
   breaker: {
     enabled: boolean;
@@ -689,8 +784,31 @@ export interface InferenceSettings {
   };
 }
 
-/** Reads a config the runtime already validated against tfServingConfigSpec. */
-export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
+// ------------------------------------------------- adaptive concurrency (adaptive-limit.ts)
+
+export type MaxInFlight = { fixed: number } | { auto: { min: number; max: number } };
+
+function inFlightProblem(text: string): string | undefined {
+  const value = text.trim();
+  if (value === 'auto') return undefined;
+  if (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT) return undefined;
+  return `must be a whole number from 1 to ${MAX_IN_FLIGHT}, or auto, got "${text}"`;
+}
+
+function readMaxInFlight(config: ParsedConfig): MaxInFlight {
+  const value = config.getString('max.in.flight.requests').trim();
+  if (value !== 'auto') return { fixed: Number(value) };
+  return {
+    auto: {
+      min: config.getNumber('max.in.flight.requests.min'),
+      max: config.getNumber('max.in.flight.requests.max'),
+    },
+  };
+}
+// ---------------------------------------------- end adaptive concurrency
+
+/** The model TFServingInference calls: `tfserving.model.*` and `tfserving.signature.name`. */
+function readTfServingModel(config: ParsedConfig): InferenceSettings['model'] {
   const version = config.getOptionalNumber('tfserving.model.version');
   const label = config.getOptionalString('tfserving.model.version.label');
   const model: InferenceSettings['model'] = {
@@ -699,26 +817,52 @@ export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
   };
   if (version !== undefined) model.version = version;
   if (label !== undefined) model.versionLabel = label;
+  return model;
+}
+
+/**
+ * Reads a config the runtime already validated against tfServingConfigSpec, or against a spec
+ * that declares the same keys under another protocol prefix (connectors/open-inference/config.ts:
+ * `oip.target`, ...), with that protocol's reading of the model it calls.
+ */
+export function readInferenceSettings(
+  config: ParsedConfig,
+  prefix = 'tfserving',
+  readModel: (config: ParsedConfig) => InferenceSettings['model'] = readTfServingModel,
+): InferenceSettings {
+  const model = readModel(config);
+  const transport: Transport = config.has(`${prefix}.transport`)
+    ? (config.getString(`${prefix}.transport`) as Transport)
+    : 'grpc';
   const tlsFile = (key: string) => config.getOptionalString(key);
   const outputEntries = config.getList('output.fields');
   return {
-    target: config.getString('tfserving.target'),
+    transport,
+    target: clientTarget(
+      transport,
+      config.getString(`${prefix}.target`),
+      config.getBoolean(`${prefix}.tls.enable`),
+    ),
     model,
-    deadlineMs: config.getNumber('tfserving.deadline.ms'),
-    startupTimeoutMs: config.getNumber('tfserving.startup.timeout.ms'),
-    tls: config.getBoolean('tfserving.tls.enable')
+    deadlineMs: config.getNumber(`${prefix}.deadline.ms`),
+    startupTimeoutMs: config.getNumber(`${prefix}.startup.timeout.ms`),
+    tls: config.getBoolean(`${prefix}.tls.enable`)
       ? {
-          ...(tlsFile('tfserving.tls.ca.file') ? { caFile: tlsFile('tfserving.tls.ca.file')! } : {}),
-          ...(tlsFile('tfserving.tls.cert.file') ? { certFile: tlsFile('tfserving.tls.cert.file')! } : {}),
-          ...(tlsFile('tfserving.tls.key.file') ? { keyFile: tlsFile('tfserving.tls.key.file')! } : {}),
-          ...(tlsFile('tfserving.tls.server.name')
-            ? { serverName: tlsFile('tfserving.tls.server.name')! }
+          ...(tlsFile(`${prefix}.tls.ca.file`) ? { caFile: tlsFile(`${prefix}.tls.ca.file`)! } : {}),
+          ...(tlsFile(`${prefix}.tls.cert.file`) ? { certFile: tlsFile(`${prefix}.tls.cert.file`)! } : {}),
+          ...(tlsFile(`${prefix}.tls.key.file`) ? { keyFile: tlsFile(`${prefix}.tls.key.file`)! } : {}),
+          ...(tlsFile(`${prefix}.tls.server.name`)
+            ? { serverName: tlsFile(`${prefix}.tls.server.name`)! }
             : {}),
         }
       : false,
-    maxSendMessageBytes: config.getNumber('tfserving.max.send.message.bytes'),
-    maxReceiveMessageBytes: config.getNumber('tfserving.max.receive.message.bytes'),
-    statusPolicy: StatusPolicy.fromConfig(config.getList('tfserving.status.policy')),
+    maxSendMessageBytes: config.getNumber(`${prefix}.max.send.message.bytes`),
+    maxReceiveMessageBytes: config.getNumber(`${prefix}.max.receive.message.bytes`),
+    statusPolicy: StatusPolicy.fromConfig(
+      config.getList(`${prefix}.status.policy`),
+      `${prefix}.status.policy`,
+    ),
+    keyPrefix: prefix,
     inputMapping: new Map(
       parsePairs(config.getList('input.mapping'), '').pairs.map((p) => [p.left, p.right]),
     ),
@@ -749,7 +893,7 @@ export function readInferenceSettings(config: ParsedConfig): InferenceSettings {
       maxBytes: config.getNumber('batch.max.bytes'),
       maxWaitMs: config.getNumber('batch.max.wait.ms'),
     },
-    maxInFlight: config.getNumber('max.in.flight.requests'),
+    maxInFlight: readMaxInFlight(config),
     rateLimit: {
       requestsPerSecond: config.getNumber('rate.limit.requests.per.second'),
       queueMaxRequests: config.getNumber('rate.limit.queue.max.requests'),

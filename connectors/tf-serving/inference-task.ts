@@ -33,6 +33,14 @@ import {
   type SchemaRef,
   type TaskContext,
 } from '../../runtime/api.js';
+import {
+  AUTO_INITIAL_LIMIT,
+  loadSignalOf,
+  sharedAdaptiveLimits,
+  type LimitLease,
+  type SampleOutcome,
+  type SharedAdaptiveLimits,
+} from './adaptive-limit.js';
 import { ModelCircuitBreaker } from './circuit-breaker.js';
 import { sharedClients, type ClientConnector, type ClientLease, type TFServingApi } from './client-pool.js';
 import { readInferenceSettings, type InferenceSettings } from './config.js';
@@ -56,6 +64,13 @@ export interface InferenceTaskDependencies {
   sleep?: (ms: number, signal: AbortSignal) => Promise<boolean>;
   /** Timer for the batcher's wait and file read timeouts; default setTimeout. */
   setTimer?: (fn: () => void, ms: number) => () => void;
+  /** The adaptive limits of `max.in.flight.requests=auto`; default: the process-wide ones. */
+  adaptiveLimits?: SharedAdaptiveLimits;
+  /**
+   * Reads the task's settings from its config; default readInferenceSettings (the `tfserving.*`
+   * keys). Another protocol's connector (OpenInference) reads its own keys into the same shape.
+   */
+  readSettings?: (config: TaskContext['config']) => InferenceSettings;
 }
 
 /**
@@ -92,6 +107,8 @@ interface Running {
   /** Reads the files records name (input.file.fields); undefined without file fields. */
   files: FileInputReader | undefined;
   stopRoomListener: () => void;
+  /** The shared adaptive limit (`max.in.flight.requests=auto`); undefined with a fixed limit. */
+  adaptive: { lease: LimitLease; stopListening: () => void } | undefined;
 }
 
 /**
@@ -132,7 +149,7 @@ export class TFServingInferenceTask implements ProcessorTask {
     private readonly context: TaskContext,
     private readonly deps: InferenceTaskDependencies = {},
   ) {
-    this.settings = readInferenceSettings(context.config);
+    this.settings = (deps.readSettings ?? readInferenceSettings)(context.config);
     this.outputTopic = context.config.getString('output.topic');
     this.connect = deps.connect ?? sharedClients;
     this.sleep = deps.sleep ?? defaultSleep;
@@ -196,7 +213,7 @@ export class TFServingInferenceTask implements ProcessorTask {
       const metrics = new InferenceMetrics(context.metrics, context.metricLabels, settings.model.name);
       const limiter = new RateLimiter({
         requestsPerSecond: settings.rateLimit.requestsPerSecond,
-        concurrency: settings.maxInFlight,
+        concurrency: 'fixed' in settings.maxInFlight ? settings.maxInFlight.fixed : AUTO_INITIAL_LIMIT,
         queueMaxRequests: settings.rateLimit.queueMaxRequests,
         onChange: (state) => metrics.queue(state),
       });
@@ -247,6 +264,7 @@ export class TFServingInferenceTask implements ProcessorTask {
         await files.start();
       }
       const stopRoomListener = limiter.onRoom(() => batcher.pump());
+      const adaptive = this.followAdaptiveLimit(limiter, metrics);
       this.running = {
         lease,
         client,
@@ -257,6 +275,7 @@ export class TFServingInferenceTask implements ProcessorTask {
         metrics,
         files,
         stopRoomListener,
+        adaptive,
       };
       context.logger.info(
         {
@@ -280,6 +299,10 @@ export class TFServingInferenceTask implements ProcessorTask {
     this.running = undefined;
     if (!running) return;
     running.stopRoomListener();
+    if (running.adaptive) {
+      running.adaptive.stopListening();
+      if (running.adaptive.lease.release()) running.metrics.removeConcurrencyLimit(this.settings.target);
+    }
     running.batcher.close(stoppingError());
     running.limiter.clear();
     running.breaker.shutdown();
@@ -311,7 +334,20 @@ export class TFServingInferenceTask implements ProcessorTask {
               queued: running.limiter.queued,
               queue_max: running.limiter.queueMaxRequests,
               in_flight: running.limiter.inFlight,
+              max_in_flight: running.limiter.concurrency,
               requests_per_second: settings.rateLimit.requestsPerSecond,
+              ...(running.adaptive
+                ? {
+                    adaptive_limit: {
+                      limit: running.adaptive.lease.limit.limit,
+                      min: running.adaptive.lease.limit.min,
+                      max: running.adaptive.lease.limit.max,
+                      ceiling: running.adaptive.lease.limit.ceiling,
+                      target_in_flight: running.adaptive.lease.limit.inFlight,
+                      overload_answers: running.adaptive.lease.limit.overloadAnswers,
+                    },
+                  }
+                : {}),
             },
             batcher: { pending_rows: running.batcher.pendingRows },
             output_schemas: running.tracker.current.writerCount,
@@ -516,9 +552,11 @@ export class TFServingInferenceTask implements ProcessorTask {
     let result: PredictResult;
     try {
       result = await running.breaker.fire(() =>
-        running.client.predict(
-          { model: settings.model, inputs, outputFilter: plan.outputs.map((o) => o.tensor) },
-          { deadlineMs: settings.deadlineMs, signal: context.signal },
+        this.measured(running, () =>
+          running.client.predict(
+            { model: settings.model, inputs, outputFilter: plan.outputs.map((o) => o.tensor) },
+            { deadlineMs: settings.deadlineMs, signal: context.signal },
+          ),
         ),
       );
     } catch (error) {
@@ -566,6 +604,57 @@ export class TFServingInferenceTask implements ProcessorTask {
     const scoredAt = context.now();
     return values.map((v, k) => ({ values: v, plan: rows[k]!.plan, model, scoredAt }));
   }
+
+  // ------------------------------------------------ adaptive concurrency (adaptive-limit.ts)
+
+  /**
+   * With `max.in.flight.requests=auto`: holds the target's shared limit and makes the limiter's
+   * concurrency follow this task's share of it; the limit gauge follows the limit.
+   */
+  private followAdaptiveLimit(limiter: RateLimiter, metrics: InferenceMetrics): Running['adaptive'] {
+    const { settings } = this;
+    if (!('auto' in settings.maxInFlight)) return undefined;
+    const lease = (this.deps.adaptiveLimits ?? sharedAdaptiveLimits).acquire(
+      JSON.stringify([settings.target, settings.model.name]),
+      {
+        ...settings.maxInFlight.auto,
+        initial: AUTO_INITIAL_LIMIT,
+        slowThresholdMs: settings.deadlineMs / 2,
+        now: this.context.now,
+      },
+    );
+    limiter.setConcurrency(lease.share());
+    metrics.concurrencyLimit(settings.target, lease.limit.limit);
+    const stopShare = lease.onShareChange((share) => limiter.setConcurrency(share));
+    const stopGauge = lease.limit.onChange((limit) => metrics.concurrencyLimit(settings.target, limit));
+    return {
+      lease,
+      stopListening: () => {
+        stopShare();
+        stopGauge();
+      },
+    };
+  }
+
+  /**
+   * The gRPC call itself, from sending to answer: a sample of the adaptive limit (auto), and its
+   * overload answers counted (any limit). Breaker rejections never get here (this runs inside
+   * `breaker.fire`), nor does time spent waiting in the limiter's queue.
+   */
+  private measured<T>(running: Running, call: () => Promise<T>): Promise<T> {
+    const classify = (error: unknown): SampleOutcome => {
+      if (!(error instanceof TFServingCallError) || this.context.signal.aborted) return 'ignore';
+      const outcome = loadSignalOf(error.codeName);
+      if (outcome === 'overload') running.metrics.overloadAnswer(this.settings.target);
+      return outcome;
+    };
+    if (running.adaptive) return running.adaptive.lease.limit.measure(call, classify);
+    return call().catch((error: unknown) => {
+      classify(error);
+      throw error;
+    });
+  }
+  // -------------------------------------------- end adaptive concurrency
 
   /**
    * Another version answered a request under the current plan (so it could still feed it): re-read

@@ -14,6 +14,8 @@ export const METRIC_NAMES = {
   breakerRejections: 'infer_connect_breaker_rejections_total',
   queueDepth: 'infer_connect_rate_limiter_queue_depth',
   inFlight: 'infer_connect_inference_in_flight_requests',
+  concurrencyLimit: 'infer_connect_inference_concurrency_limit',
+  overloadAnswers: 'infer_connect_inference_overload_answers_total',
 } as const;
 
 type TaskLabels = { connector: string; task: string };
@@ -31,12 +33,14 @@ export class InferenceMetrics {
   private readonly breakerRejections: Counter<'connector' | 'task' | 'model'>;
   private readonly queueDepth: Gauge<'connector' | 'task'>;
   private readonly inFlight: Gauge<'connector' | 'task'>;
+  private readonly concurrencyLimitGauge: Gauge<'target' | 'model'>;
+  private readonly overloadAnswers: Counter<'target' | 'model'>;
   private readonly withModel: TaskLabels & { model: string };
 
   constructor(
     registry: Registry,
     private readonly labels: TaskLabels,
-    model: string,
+    private readonly model: string,
   ) {
     this.withModel = { ...labels, model };
     const registers = [registry];
@@ -130,6 +134,34 @@ export class InferenceMetrics {
           registers,
         }),
     );
+    // Per target (address + model), not per task: the adaptive limit is shared by the worker's
+    // tasks that call the target (adaptive-limit.ts), and overload is the server's, whoever asked.
+    this.concurrencyLimitGauge = metric(
+      registry,
+      METRIC_NAMES.concurrencyLimit,
+      () =>
+        new Gauge({
+          name: METRIC_NAMES.concurrencyLimit,
+          help:
+            'Adaptive in-flight limit of Predict requests to a model server target and model ' +
+            "(max.in.flight.requests=auto), shared by the worker's tasks that call it.",
+          labelNames: ['target', 'model'],
+          registers,
+        }),
+    );
+    this.overloadAnswers = metric(
+      registry,
+      METRIC_NAMES.overloadAnswers,
+      () =>
+        new Counter({
+          name: METRIC_NAMES.overloadAnswers,
+          help:
+            'Predict calls the model server answered UNAVAILABLE or RESOURCE_EXHAUSTED (overloaded, e.g. its ' +
+            'batching queue full, or unreachable), by target and model; fixed and adaptive limits alike.',
+          labelNames: ['target', 'model'],
+          registers,
+        }),
+    );
     this.breakerState.set(this.withModel, 0);
     this.queueDepth.set(labels, 0);
     this.inFlight.set(labels, 0);
@@ -159,6 +191,20 @@ export class InferenceMetrics {
   queue(state: { queued: number; inFlight: number }): void {
     this.queueDepth.set(this.labels, state.queued);
     this.inFlight.set(this.labels, state.inFlight);
+  }
+
+  /** The adaptive limit of `target` changed (or was first set). */
+  concurrencyLimit(target: string, limit: number): void {
+    this.concurrencyLimitGauge.set({ target, model: this.model }, limit);
+  }
+
+  /** Drops `target`'s limit series: its last task stopped, so the limit is gone. */
+  removeConcurrencyLimit(target: string): void {
+    this.concurrencyLimitGauge.remove({ target, model: this.model });
+  }
+
+  overloadAnswer(target: string): void {
+    this.overloadAnswers.inc({ target, model: this.model });
   }
 
   /** Drops this task's gauge series (counters and histograms keep their totals, as Prometheus expects). */

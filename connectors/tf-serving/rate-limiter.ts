@@ -15,7 +15,7 @@ import { RetriableError } from '../../runtime/api.js';
 export interface RateLimiterOptions {
   /** Requests started per second at most; 0 is unlimited. Fractions allowed (0.5 = one per 2 s). */
   requestsPerSecond: number;
-  /** Requests running at once at most (`max.in.flight.requests`). */
+  /** Requests running at once at most (`max.in.flight.requests`; see setConcurrency for `auto`). */
   concurrency: number;
   /** Requests waiting to start at most (`rate.limit.queue.max.requests`). */
   queueMaxRequests: number;
@@ -74,6 +74,23 @@ export class RateLimiter {
   /** Requests running. */
   get inFlight(): number {
     return this.queue.pending;
+  }
+
+  /** Requests allowed to run at once (`max.in.flight.requests`, or the adaptive share). */
+  get concurrency(): number {
+    return this.queue.concurrency;
+  }
+
+  /**
+   * Follows the adaptive limit (adaptive-limit.ts). Raising it starts waiting requests at once;
+   * lowering it lets running requests finish and starts no new one until fewer than `concurrency`
+   * run. The bounded queue is untouched: `hasRoom` still counts waiting requests only, so a lower
+   * limit slows the queue's drain and backpressure reaches the consumer as with a slow server.
+   */
+  setConcurrency(concurrency: number): void {
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new RangeError(`concurrency must be a whole number >= 1, got ${concurrency}`);
+    if (concurrency !== this.queue.concurrency) this.queue.concurrency = concurrency;
   }
 
   hasRoom(): boolean {

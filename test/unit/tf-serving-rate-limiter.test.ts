@@ -94,6 +94,38 @@ describe('TF Serving rate limiter', () => {
     expect(seen[seen.length - 1]).to.deep.equal({ queued: 0, inFlight: 0 });
   });
 
+  it('follows a changed concurrency (the adaptive limit): more start at once when raised, none until below it when lowered, and the queue bound holds', async () => {
+    const limiter = new RateLimiter({ requestsPerSecond: 0, concurrency: 4, queueMaxRequests: 3 });
+    const releases: Array<() => void> = [];
+    const slow = () => new Promise<void>((resolve) => releases.push(resolve));
+    const requests = Array.from({ length: 7 }, () => limiter.run(slow));
+    await settle();
+    expect([limiter.inFlight, limiter.queued, limiter.hasRoom()]).to.deep.equal([4, 3, false]);
+
+    limiter.setConcurrency(2);
+    expect(limiter.concurrency).to.equal(2);
+    releases.shift()!();
+    await settle();
+    expect(limiter.inFlight, 'running requests finish; none starts while 2 or more run').to.equal(3);
+    expect(limiter.queued).to.equal(3);
+    releases.shift()!();
+    await settle();
+    expect([limiter.inFlight, limiter.queued]).to.deep.equal([2, 3]);
+    expect(limiter.hasRoom(), 'still bounded: a lower limit is backpressure, not a bigger queue').to.equal(
+      false,
+    );
+
+    limiter.setConcurrency(5);
+    await settle();
+    expect([limiter.inFlight, limiter.queued, limiter.hasRoom()]).to.deep.equal([5, 0, true]);
+    expect(() => limiter.setConcurrency(0)).to.throw(RangeError);
+    while (releases.length > 0) {
+      releases.shift()!();
+      await settle();
+    }
+    await Promise.all(requests);
+  });
+
   it('widens every window by a margin and turns fractional rates into one request per period', () => {
     expect(intervalFor(0)).to.equal(undefined);
     expect(intervalFor(20)).to.deep.equal({ intervalCap: 20, interval: 1050 });
