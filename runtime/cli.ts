@@ -3,6 +3,7 @@
 //   infer-connect standalone <worker.json> <connector.json>...
 //   infer-connect validate [--worker <worker.json>] <connector.json>
 //   infer-connect plugins [--json] [--worker <worker.json> | --plugin-path <entries>]
+//   infer-connect test <connector.json> --input <records.jsonl> [--expect <expected.jsonl>] (runtime/offline-test.ts)
 //
 // Which plugins are built in is not decided here: the composition root (app/main.ts) hands
 // `runCli` the built-in list, and the worker's `plugin.path` adds the rest (runtime/plugin-loader.ts).
@@ -30,6 +31,7 @@ import { readWorkerConfigFile, schemaRegistryProblem, workerFileAccess } from '.
 import { renderSpecDoc } from './config/spec-doc.js';
 import { silenceKafkajsTimerWarnings } from './node-warnings.js';
 import { ConnectError } from './errors.js';
+import { offlineTestOptions, runOfflineTest } from './offline-test.js';
 import { PLUGIN_PATH, pluginRegistryWith } from './plugin-loader.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { guardProcess } from './process-guards.js';
@@ -212,6 +214,61 @@ export async function main(argv: string[], builtins: readonly ConnectorPlugin[])
     .action(async (options: { json?: boolean; worker?: string; pluginPath?: string }) =>
       listPlugins(await pluginRegistryWith(builtins, pluginPathOption(options)), Boolean(options.json)),
     );
+  program
+    .command('test')
+    .description(
+      'run a processor or sink connector config on recorded input records, without Kafka, and print each ' +
+        "record's outputs or dead-letter decision; with --expect, exit 1 when they differ (docs/testing-a-connector-config.md)",
+    )
+    .argument('<connector.json>', 'connector config')
+    .requiredOption(
+      '--input <file>',
+      'recorded inputs, one JSON value (or record, see --input-format) per line',
+    )
+    .option(
+      '--input-format <format>',
+      'values: each line is a record value; records: {"key", "value", "headers", "topic", ...}',
+      'values',
+    )
+    .option('--value-schema <schema.avsc>', 'writer schema of the recorded values (value.converter=avro)')
+    .option('--key-schema <schema.avsc>', 'writer schema of the recorded keys (key.converter=avro)')
+    .option(
+      '--worker <worker.json>',
+      'worker config: allowed.paths, config providers, plugin.path, consumer.max.poll.records',
+    )
+    .option(
+      '--expect <expected.jsonl>',
+      'compare with these outcomes (the --output-format json lines of an earlier run)',
+    )
+    .option(
+      '--float-tolerance <t>',
+      'numbers match when they differ by at most t × max(1, |expected|)',
+      '1e-6',
+    )
+    .option(
+      '--ignore-fields <fields>',
+      'comma-separated output value fields the comparison leaves out (e.g. scored_at)',
+      '',
+    )
+    .option(
+      '--output-format <format>',
+      'json (one outcome per line, the --expect format) or pretty',
+      'pretty',
+    )
+    .option(
+      '--timeout-ms <ms>',
+      'how long transient failures of a chunk are retried before it is reported',
+      '30000',
+    )
+    .option('--log-level <level>', "level of the connector's log lines on stderr", 'warn')
+    .action(async (connectorFile: string, raw: Record<string, string | undefined>) => {
+      const options = offlineTestOptions(connectorFile, raw);
+      if ('error' in options) throw new UsageError(options.error);
+      process.exitCode = await runOfflineTest(builtins, options, {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+      });
+    });
   await program.parseAsync(argv);
 }
 
