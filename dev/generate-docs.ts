@@ -13,6 +13,7 @@ import { connectorSpecFor } from '../runtime/config/connector-config.js';
 import { renderSpecDoc } from '../runtime/config/spec-doc.js';
 import { workerSpec } from '../runtime/config/worker-config.js';
 import { RuntimeMetrics } from '../runtime/task-metrics.js';
+import { renderTransformsDoc } from '../runtime/transforms/docs.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -200,6 +201,8 @@ export function generatedDocs(): Record<string, string> {
   return {
     'docs/errors.md': renderErrorsDoc(),
     'docs/worker.md': renderSpecDoc('Worker configuration', WORKER_INTRO, workerSpec),
+    // Single Message Transforms and predicates, from their config specs.
+    'docs/transforms.md': renderTransformsDoc(),
   };
 }
 

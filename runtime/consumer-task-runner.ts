@@ -24,6 +24,7 @@ import { RecordPipeline, type Failure } from './record-pipeline.js';
 import { retryTransient } from './retry-operator.js';
 import { ShutdownSteps } from './shutdown-steps.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
+import { createTransformChain } from './transforms/index.js';
 
 const HEARTBEAT_DURING_WORK_MS = 3_000;
 /** How often the lag of partitions paused for redelivery is read from the broker. */
@@ -119,6 +120,7 @@ export class ConsumerTaskRunner implements TaskRunner {
       partitionFor: (topic, inputPartition) => this.partitionFor(topic, inputPartition),
       fits: (topic, message) => this.delivery.fits(topic, message),
       maxRecordBytes: config.getNumber('max.record.bytes'),
+      transforms: createTransformChain(config.originals),
     });
   }
 

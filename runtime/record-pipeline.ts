@@ -1,5 +1,6 @@
 // The record path of a consumer task, for one chunk of one input partition: convert each consumed
-// record (key and value converters), hand the good ones to the task, and encode what it returns.
+// record (key and value converters), apply the connector's transforms (stage TRANSFORMATION), hand
+// the good ones to the task, and encode what it returns.
 // A record that fails a stage (a bad record: RecordError) is reported with its position, stage and
 // class, for the dead-letter queue; any other error ends the chunk and reaches the caller, which
 // retries transient ones and fails the task on the rest. Nothing here writes to Kafka.
@@ -15,6 +16,7 @@ import type {
 import type { Converter } from './converters/converter.js';
 import type { OutputMessage } from './delivery.js';
 import { FatalError, outcomeOf, RecordError, type ConnectError, type Stage } from './errors.js';
+import { derivedSchemaRef, TransformError, type TransformChain } from './transforms/index.js';
 
 export interface Failure {
   /** Position of the input record in its chunk. */
@@ -44,6 +46,12 @@ export interface RecordPipelineOptions {
   maxRecordBytes: number;
   /** Whether an encoded output fits its topic's `max.message.bytes`. */
   fits: (topic: string, message: Message) => { fits: boolean; size: number; limit: number };
+  /**
+   * The connector's Single Message Transforms (`createTransformChain(config.originals)`), applied
+   * to each converted record before the task, as Kafka Connect's WorkerSinkTask does. A record a
+   * transform drops (Filter) is skipped and its offset commits with the chunk. Absent: none.
+   */
+  transforms?: TransformChain;
 }
 
 export class RecordPipeline {
@@ -69,7 +77,7 @@ export class RecordPipeline {
         stage = 'VALUE_CONVERTER';
         const value = valueConverter.toConnect(topic, message.value);
         // One object shape for every record (no conditional spreads): the hot path stays monomorphic.
-        records.push({
+        const converted: ConnectRecord = {
           topic,
           partition,
           offset: message.offset,
@@ -81,11 +89,16 @@ export class RecordPipeline {
           headers: message.headers as Record<string, Buffer | undefined>,
           rawKey: message.key,
           rawValue: message.value,
-        });
+        };
+        stage = 'TRANSFORMATION';
+        const transformed = this.transform(converted);
+        if (transformed === null) continue; // dropped by a transform: no output, the offset commits
+        records.push(transformed);
         recordIndex.push(i);
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
-        failures.push({ index: i, error: error as Error, stage, className: stageClassName(stage) });
+        const className = error instanceof TransformError ? error.className : stageClassName(stage);
+        failures.push({ index: i, error: error as Error, stage, className });
       }
     }
 
@@ -124,6 +137,41 @@ export class RecordPipeline {
     const outputs = await this.encode(partition, outputsByIndex, failures);
     if (failures.length > 1) failures.sort((a, b) => a.index - b.index);
     return { outputs, failures };
+  }
+
+  /**
+   * The record after the transform chain, or null when a transform dropped it. A schema a
+   * transform derived reaches the task as a SchemaRef with its own (negative, process-local) id;
+   * the raw key and value bytes stay the consumed ones (they are what a dead letter carries).
+   */
+  private transform(record: ConnectRecord): ConnectRecord | null {
+    const chain = this.options.transforms;
+    if (chain === undefined || chain.aliases.length === 0) return record;
+    const out = chain.apply({
+      topic: record.topic,
+      partition: record.partition,
+      timestamp: record.timestamp,
+      offset: record.offset,
+      key: record.key,
+      keySchema: record.keySchema?.type,
+      value: record.value,
+      valueSchema: record.valueSchema?.type,
+      headers: record.headers,
+    });
+    if (out === null) return null;
+    return {
+      topic: out.topic,
+      partition: out.partition ?? record.partition,
+      offset: record.offset,
+      timestamp: out.timestamp ?? record.timestamp,
+      key: out.key,
+      value: out.value,
+      keySchema: derivedSchemaRef(record.keySchema, out.keySchema),
+      valueSchema: derivedSchemaRef(record.valueSchema, out.valueSchema),
+      headers: out.headers,
+      rawKey: record.rawKey,
+      rawValue: record.rawValue,
+    };
   }
 
   /** Output schemas the registry refused, per topic, as the bad-record error their records get. */

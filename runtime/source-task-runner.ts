@@ -27,6 +27,7 @@ import { partitionKey, type FileOffsetStore } from './offset-store.js';
 import { retryTransient, type RetryOptions } from './retry-operator.js';
 import { ShutdownSteps } from './shutdown-steps.js';
 import { taskLabels, type RunnerDependencies, type TaskRunner } from './task-runner.js';
+import { createTransformChain, TransformError, type TransformChain } from './transforms/index.js';
 
 const IDLE_POLL_DELAY_MS = 200;
 
@@ -65,6 +66,8 @@ export class SourceTaskRunner implements TaskRunner {
   private finished = false;
   /** What is being retried right now, for `/status`. */
   private retryingWhat: string | undefined;
+  /** The connector's Single Message Transforms, applied to each polled record before the converters. */
+  private transforms: TransformChain | undefined;
 
   constructor(
     private readonly deps: RunnerDependencies & { plugin: SourcePlugin; offsets: FileOffsetStore },
@@ -144,6 +147,7 @@ export class SourceTaskRunner implements TaskRunner {
       };
       // The worker's Kafka with this connector's client overrides (security included) applied.
       this.kafka = kafkaFor(deps.kafka, deps.config);
+      this.transforms = createTransformChain(deps.config.originals);
       this.task = deps.plugin.createTask(context);
       await this.task.start?.();
       if (signal.aborted) return;
@@ -263,9 +267,30 @@ export class SourceTaskRunner implements TaskRunner {
         });
         continue;
       }
+      // Kafka Connect's WorkerSourceTask: transforms, then converters. A dropped record (Filter)
+      // is not produced, and its source offset is acknowledged with the poll's.
+      let record: SourceRecord | null;
+      try {
+        record = this.transform(item);
+      } catch (error) {
+        if (outcomeOf(error) !== 'fail-record') throw error;
+        if (!tolerateAll) {
+          firstBad = { error: error as Error, index };
+          break;
+        }
+        letters.push({
+          key: null,
+          value: Buffer.from(JSON.stringify(item.value) ?? 'null'),
+          stage: 'TRANSFORMATION',
+          className: error instanceof TransformError ? error.className : 'Transformation',
+          error: error as Error,
+        });
+        continue;
+      }
+      if (record === null) continue;
       let converted: Produced | typeof STOPPED;
       try {
-        converted = await this.retrying('encoding a source record', () => this.convert(item));
+        converted = await this.retrying('encoding a source record', () => this.convert(record));
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
         if (!tolerateAll) {
@@ -316,6 +341,41 @@ export class SourceTaskRunner implements TaskRunner {
         { cause: firstBad.error, stage: 'TASK_POLL' },
       );
     }
+  }
+
+  /** The record after the transform chain (null: dropped); throws TransformError for one it cannot handle. */
+  private transform(item: SourceRecord): SourceRecord | null {
+    const chain = this.transforms;
+    if (chain === undefined || chain.aliases.length === 0) return item;
+    const headers: Record<string, Buffer | undefined> = {};
+    for (const [name, value] of Object.entries(item.headers ?? {}))
+      headers[name] = typeof value === 'string' ? Buffer.from(value) : value;
+    const out = chain.apply({
+      topic: item.topic,
+      partition: null,
+      timestamp: item.timestamp ?? null,
+      key: item.key,
+      keySchema: undefined,
+      value: item.value,
+      valueSchema: item.valueSchema,
+      headers,
+    });
+    if (out === null) return null;
+    const outHeaders: Record<string, Buffer> = {};
+    for (const [name, value] of Object.entries(out.headers))
+      if (value !== undefined) outHeaders[name] = value;
+    const keyChanged = out.key !== item.key;
+    return {
+      ...item,
+      topic: out.topic,
+      ...(out.timestamp !== null ? { timestamp: out.timestamp } : {}),
+      key: out.key,
+      // A transform that changed the key (ValueToKey, HoistField$Key...) wins over the raw bytes.
+      ...(keyChanged ? { rawKey: undefined } : {}),
+      value: out.value,
+      valueSchema: out.valueSchema,
+      headers: outHeaders,
+    };
   }
 
   /** Encodes one record. RetriableError: the registry is unreachable; RecordError: the value does not fit. */

@@ -79,8 +79,12 @@ export const isSecret = (key: ConfigKey): boolean => key.type === 'password' || 
  * `consumer.override.sasl.jaas.config` have no spec): a name containing `password` or `secret`,
  * or ending in `.jaas.config`, `.user.info` or `.key` (a PEM private key: `ssl.keystore.key`).
  */
-export const isSecretKeyName = (name: string): boolean =>
-  /password|secret/i.test(name) || /(^|\.)(jaas\.config|user\.info|key)$/i.test(name);
+export const isSecretKeyName = (name: string): boolean => {
+  // The alias of a transform or predicate is a name the user chose (`transforms.dropSecret.type`),
+  // not a kind of value: judge only the key under it.
+  const own = name.replace(/^(transforms|predicates)\.[^.]+\./, '');
+  return /password|secret/i.test(own) || /(^|\.)(jaas\.config|user\.info|key)$/i.test(own);
+};
 
 export const MASK = '[hidden]';
 
