@@ -5,7 +5,11 @@
 // `key.converter.*` / `value.converter.*` keys for the converters.
 import type { ConnectorPlugin, PluginKind } from '../api.js';
 import type { ConverterName } from '../converters/converter.js';
+import { tlsConfigKeys, tlsProblems } from '../kafka-security.js';
 import { loadConfigDocument, parseWithVariables, type VariableOptions } from './config-providers.js';
+// Transforms (helper E): the transforms/predicates keys are checked with every other problem.
+import { transformConfigProblems } from '../transforms/index.js';
+import { nestedQuantifier } from '../transforms/java-regex.js';
 import {
   defineConfig,
   mergeSpecs,
@@ -18,6 +22,27 @@ import {
 } from './config-spec.js';
 
 export const CONVERTER_NAMES: readonly ConverterName[] = ['avro', 'json', 'string', 'bytes'];
+
+/** Kafka Connect's (and Confluent's) converter classes, accepted as aliases of ours. */
+export const CONVERTER_CLASSES: Readonly<Record<string, ConverterName>> = {
+  'io.confluent.connect.avro.AvroConverter': 'avro',
+  'org.apache.kafka.connect.json.JsonConverter': 'json',
+  'org.apache.kafka.connect.storage.StringConverter': 'string',
+  'org.apache.kafka.connect.converters.ByteArrayConverter': 'bytes',
+};
+
+/** Our converter name for a valid `key.converter` / `value.converter` value (a name or a class). */
+export function converterName(value: string): ConverterName {
+  return CONVERTER_CLASSES[value] ?? (value as ConverterName);
+}
+
+const SUBJECT_STRATEGIES = ['TopicNameStrategy', 'RecordNameStrategy', 'TopicRecordNameStrategy'] as const;
+const STRATEGY_PACKAGE = 'io.confluent.kafka.serializers.subject.';
+
+/** The short name of a valid `*.subject.name.strategy` value (a class name or its short name). */
+export function subjectNameStrategy(value: string): (typeof SUBJECT_STRATEGIES)[number] {
+  return value.trim().replace(STRATEGY_PACKAGE, '') as (typeof SUBJECT_STRATEGIES)[number];
+}
 
 const COMMON = 'Common';
 const CONVERTERS = 'Converters';
@@ -57,32 +82,284 @@ const list = (values: ReadonlyMap<string, ConfigValue>, name: string): string[] 
 const DLQ_TOPIC = 'errors.deadletterqueue.topic.name';
 
 function converterKeys(which: 'key' | 'value', defaultConverter: ConverterName, why: string): ConfigKey[] {
+  const p = `${which}.converter.`;
+  const avroOnly = 'Read by the avro converter only.';
   return [
     {
       name: `${which}.converter`,
       type: 'string',
       default: defaultConverter,
-      validValues: CONVERTER_NAMES,
+      validValues: [...CONVERTER_NAMES, ...Object.keys(CONVERTER_CLASSES)],
       importance: 'low',
       group: CONVERTERS,
-      dependents: [`${which}.converter.schemas.enable`],
+      dependents: [`${p}schemas.enable`, `${p}schema.registry.url`],
       documentation:
         `How record ${which}s are read from and written to Kafka. ${why} ` +
-        "`avro` uses the Confluent framing (magic byte 0 and a 4-byte schema id) and needs the worker's " +
-        '`schema.registry.url`; `json` is UTF-8 JSON; `string` is UTF-8 text; `bytes` passes bytes through. ' +
-        "Kafka Connect's converter class names are not accepted: use these short names.",
+        "`avro` uses the Confluent framing (magic byte 0 and a 4-byte schema id) and needs a schema registry (the worker's " +
+        `\`schema.registry.url\`, or \`${p}schema.registry.url\`); \`json\` is UTF-8 JSON; \`string\` is UTF-8 text; \`bytes\` passes bytes through. ` +
+        "Kafka Connect's class names are accepted for the same converters: `io.confluent.connect.avro.AvroConverter`, " +
+        '`org.apache.kafka.connect.json.JsonConverter`, `org.apache.kafka.connect.storage.StringConverter`, ' +
+        '`org.apache.kafka.connect.converters.ByteArrayConverter`; other converters (Protobuf, JSON Schema) are refused.',
     },
     {
-      name: `${which}.converter.schemas.enable`,
+      name: `${p}schemas.enable`,
       type: 'boolean',
       default: false,
       importance: 'low',
       group: CONVERTERS,
+      dependents: [`${p}decimal.format`],
       documentation:
-        `With \`${which}.converter=json\`: whether ${which}s use Kafka Connect's \`{"schema": ..., "payload": ...}\` ` +
-        "envelope. Kafka Connect's JsonConverter defaults to true; the default here is false because plain JSON is " +
-        'what producers outside Kafka Connect write.',
+        `With the json converter: whether ${which}s use Kafka Connect's \`{"schema": ..., "payload": ...}\` ` +
+        "envelope. Its Connect schema becomes the record's schema (mapped to Avro as Confluent's AvroConverter maps it, " +
+        'with a process-local negative schema id), and a record written with a schema carries its Connect schema. ' +
+        "Unset: true when the converter is given as `org.apache.kafka.connect.json.JsonConverter` (Kafka Connect's " +
+        'default), false for `json` (plain JSON is what producers outside Kafka Connect write).',
     },
+    {
+      name: `${p}decimal.format`,
+      type: 'string',
+      default: 'BASE64',
+      validValues: ['BASE64', 'NUMERIC'],
+      importance: 'low',
+      group: CONVERTERS,
+      documentation:
+        "With the json converter: how Decimals are written (Kafka Connect's JsonConverter key): `BASE64`, the " +
+        "unscaled value's two's-complement bytes in base64, or `NUMERIC`, a JSON number. Both are read.",
+    },
+    {
+      name: `${p}schema.registry.url`,
+      type: 'string',
+      default: null,
+      importance: 'medium',
+      group: CONVERTERS,
+      documentation:
+        `This connector's own schema registry for its ${which}s (Confluent's converter key), with its own client and cache; ` +
+        `unset: the worker's \`schema.registry.url\`. One URL (a comma-separated list is refused). ${avroOnly}`,
+      validate: (value) => registryUrlProblem(String(value)),
+    },
+    {
+      name: `${p}basic.auth.credentials.source`,
+      type: 'string',
+      default: null,
+      validValues: ['USER_INFO', 'URL'],
+      importance: 'medium',
+      group: CONVERTERS,
+      documentation:
+        `Where the credentials for \`${p}schema.registry.url\` come from: \`USER_INFO\` reads \`${p}basic.auth.user.info\`; ` +
+        '`URL` the `user:password@` part of the URL. Unset: USER_INFO when the user info is set, else URL. ' +
+        'SASL_INHERIT and bearer tokens are not supported.',
+    },
+    {
+      name: `${p}basic.auth.user.info`,
+      type: 'password',
+      default: null,
+      importance: 'medium',
+      group: CONVERTERS,
+      documentation: `Basic-auth credentials for \`${p}schema.registry.url\`, as \`<user>:<password>\`.`,
+      validate: (value) => (String(value).includes(':') ? undefined : 'must have the form <user>:<password>'),
+    },
+    {
+      name: `${p}schema.registry.basic.auth.user.info`,
+      type: 'password',
+      default: null,
+      importance: 'low',
+      group: CONVERTERS,
+      documentation: `The same as \`${p}basic.auth.user.info\` (Confluent's older name); set one of the two.`,
+      validate: (value) => (String(value).includes(':') ? undefined : 'must have the form <user>:<password>'),
+    },
+    ...tlsConfigKeys(`${p}schema.registry.`, CONVERTERS, 'client', `${p}schema.registry.url`).map(
+      (key): ConfigKey => (key.name.endsWith('.location') ? { ...key, filePath: 'read' } : key),
+    ),
+    ...[`${p}schema.registry.ssl.truststore.password`, `${p}schema.registry.ssl.keystore.password`].map(
+      (name): ConfigKey => ({
+        name,
+        type: 'password',
+        default: null,
+        importance: 'low',
+        group: CONVERTERS,
+        documentation:
+          'Refused: the registry client reads PEM stores, which have no store password (the key pass phrase is ' +
+          '`ssl.key.password`); declared so that a config copied from a JKS setup is told how to convert.',
+      }),
+    ),
+    {
+      name: `${p}auto.register.schemas`,
+      type: 'boolean',
+      default: true,
+      importance: 'low',
+      group: CONVERTERS,
+      documentation:
+        `Whether writing registers a ${which} schema the subject does not hold yet (Confluent's key). false: the ` +
+        'schema must already be registered; records written with one that is not are bad records. ' +
+        avroOnly,
+    },
+    {
+      name: `${p}use.latest.version`,
+      type: 'boolean',
+      default: false,
+      importance: 'low',
+      group: CONVERTERS,
+      dependents: [`${p}latest.compatibility.strict`],
+      documentation:
+        `With \`${p}auto.register.schemas=false\`: write ${which}s with the latest version of their subject (fetched ` +
+        "once per subject) instead of the record's own schema, as Confluent's serializer does. " +
+        avroOnly,
+    },
+    {
+      name: `${p}latest.compatibility.strict`,
+      type: 'boolean',
+      default: true,
+      importance: 'low',
+      group: CONVERTERS,
+      documentation:
+        `With \`${p}use.latest.version=true\`: refuse (the records become bad records) a latest version that cannot ` +
+        "read the record's own schema; false writes the values with it as they are. " +
+        avroOnly,
+    },
+    {
+      name: `${p}${which}.subject.name.strategy`,
+      type: 'string',
+      default: `${STRATEGY_PACKAGE}TopicNameStrategy`,
+      importance: 'low',
+      group: CONVERTERS,
+      documentation:
+        `The subject ${which} schemas are registered under: \`TopicNameStrategy\` (\`<topic>-${which}\`), ` +
+        "`RecordNameStrategy` (the record's full name) or `TopicRecordNameStrategy` (`<topic>-<full name>`), as " +
+        `Confluent's class names (\`${STRATEGY_PACKAGE}...\`) or short. ${avroOnly}`,
+      validate: (value) =>
+        (SUBJECT_STRATEGIES as readonly string[]).includes(subjectNameStrategy(String(value)))
+          ? undefined
+          : `"${String(value)}" is not a supported strategy: use ${SUBJECT_STRATEGIES.map((s) => STRATEGY_PACKAGE + s).join(', ')}`,
+    },
+    ...unsupportedConverterKeys(p),
+  ];
+}
+
+/**
+ * Confluent converter keys this runtime does not implement: declared so that a config copied
+ * from Kafka Connect that relies on one is refused by name instead of run differently. A value
+ * equal to Confluent's default (`accepts`) changes nothing and is accepted.
+ */
+function unsupportedConverterKeys(p: string): ConfigKey[] {
+  const refused: Array<{ key: string; accepts?: string; why: string }> = [
+    { key: 'use.latest.with.metadata', why: "writing always uses the record's own schema" },
+    { key: 'use.schema.id', accepts: '-1', why: "writing always uses the record's own schema" },
+    { key: 'normalize.schemas', accepts: 'false', why: 'schemas are registered as written' },
+    { key: 'bearer.auth.credentials.source', why: 'bearer-token auth is not supported; use basic auth' },
+    { key: 'bearer.auth.token', why: 'bearer-token auth is not supported; use basic auth' },
+    { key: 'context.name.strategy', why: 'schema contexts are not supported' },
+    { key: 'connect.meta.data', accepts: 'true', why: 'Connect metadata is always kept' },
+    {
+      key: 'enhanced.avro.schema.support',
+      accepts: 'false',
+      why: 'enum symbols and defaults are not carried',
+    },
+    {
+      key: 'schemas.cache.size',
+      why: 'the runtime sizes its schema caches: registry schemas per process, up to 10000 JSON envelope schemas',
+    },
+  ];
+  return refused.map(({ key, accepts, why }) => ({
+    name: `${p}${key}`,
+    type: key === 'bearer.auth.token' ? 'password' : 'string',
+    default: null,
+    importance: 'low',
+    group: CONVERTERS,
+    documentation:
+      `Not supported (${why}): ` +
+      (accepts === undefined
+        ? 'refused when set.'
+        : `only \`${accepts}\`, Confluent's default, is accepted.`),
+    validate: (value) =>
+      accepts !== undefined && String(value).trim().toLowerCase() === accepts
+        ? undefined
+        : `is not supported by this runtime (${why})` +
+          (accepts === undefined ? ': remove it' : `: remove it or set it to ${accepts}`),
+  }));
+}
+
+function registryUrlProblem(url: string): string | undefined {
+  if (url.includes(','))
+    return 'lists several URLs; this runtime takes one schema registry URL per converter: keep one';
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return undefined;
+  } catch {
+    // reported below
+  }
+  return `must be an http or https URL such as http://localhost:8081, got "${url}"`;
+}
+
+/** Cross-key checks of one converter's registry settings: credentials and TLS. */
+function converterRegistryRules(which: 'key' | 'value'): CrossKeyRule[] {
+  const p = `${which}.converter.`;
+  const sslKeys = [
+    ...tlsConfigKeys(`${p}schema.registry.`, CONVERTERS, 'client', '').map((k) => k.name),
+    `${p}schema.registry.ssl.truststore.password`,
+    `${p}schema.registry.ssl.keystore.password`,
+  ];
+  const set = (values: ReadonlyMap<string, ConfigValue>, key: string) => {
+    const v = values.get(key);
+    return v !== undefined && v !== null && v !== '';
+  };
+  return [
+    rule([`${p}use.latest.version`, `${p}auto.register.schemas`], (values) =>
+      values.get(`${p}use.latest.version`) === true && values.get(`${p}auto.register.schemas`) === true
+        ? `is true but ${p}auto.register.schemas is true too, which registers the record's own schema instead ` +
+          `(as in Confluent's converter): set ${p}auto.register.schemas=false`
+        : undefined,
+    ),
+    rule(
+      [
+        `${p}basic.auth.credentials.source`,
+        `${p}basic.auth.user.info`,
+        `${p}schema.registry.basic.auth.user.info`,
+      ],
+      (values) => {
+        const source = str(values, `${p}basic.auth.credentials.source`);
+        const info =
+          set(values, `${p}basic.auth.user.info`) || set(values, `${p}schema.registry.basic.auth.user.info`);
+        if (
+          set(values, `${p}basic.auth.user.info`) &&
+          set(values, `${p}schema.registry.basic.auth.user.info`)
+        )
+          return `${p}basic.auth.user.info and ${p}schema.registry.basic.auth.user.info are both set: keep one`;
+        if (source === 'USER_INFO' && !info)
+          return `is USER_INFO but ${p}basic.auth.user.info is not set: set it to <user>:<password>`;
+        if (source === 'URL' && info)
+          return `is URL, so the user info set is not used: set it to USER_INFO (or put the credentials in the URL and remove the user info)`;
+        return undefined;
+      },
+    ),
+    rule([...sslKeys, `${p}schema.registry.url`], (values) => {
+      const props: Record<string, string> = {};
+      for (const key of sslKeys) {
+        const v = values.get(key);
+        // Defaults are not "set": only what the user wrote (a default PEM type is fine either way).
+        if (
+          v !== undefined &&
+          v !== null &&
+          v !== '' &&
+          !(key.endsWith('.type') && v === 'PEM') &&
+          !(key.endsWith('identification.algorithm') && v === 'https')
+        )
+          props[key.slice(`${p}schema.registry.`.length)] = String(v);
+      }
+      const problems = tlsProblems(props, (key) => `${p}schema.registry.${key}`, 'client');
+      const url = str(values, `${p}schema.registry.url`);
+      const first = Object.keys(props)[0];
+      if (first !== undefined && url === '')
+        problems.push({
+          key: `${p}schema.registry.${first}`,
+          message: `is set but ${p}schema.registry.url is not: the worker's registry uses the worker's schema.registry.ssl.* keys`,
+        });
+      else if (first !== undefined && /^http:/i.test(url))
+        problems.push({
+          key: `${p}schema.registry.${first}`,
+          message: `is set but ${p}schema.registry.url is http://: use an https:// URL`,
+        });
+      return problems.length === 0 ? undefined : problems.map((pr) => `${pr.key} ${pr.message}`).join('; ');
+    }),
   ];
 }
 
@@ -271,14 +548,19 @@ const INPUT_KEYS: readonly ConfigKey[] = [
     displayName: 'Topics regex',
     documentation:
       'JavaScript regular expression matched against whole topic names; matching topics are consumed, including ' +
-      'ones created later. Set this or `topics`, not both.',
+      'ones created later. Set this or `topics`, not both. Patterns with nested quantifiers such as `(a+)+` are ' +
+      'refused: they can backtrack catastrophically.',
     validate: (value) => {
       try {
         new RegExp(String(value));
-        return undefined;
       } catch (error) {
         return `is not a valid regular expression: ${(error as Error).message}`;
       }
+      // Transforms (helper E): the same guard as RegexRouter / TopicNameMatches patterns.
+      const nested = nestedQuantifier(String(value));
+      return nested === undefined
+        ? undefined
+        : `has a nested quantifier (${nested}), which can backtrack catastrophically; rewrite it without a quantified group that itself contains a quantifier`;
     },
   },
   {
@@ -402,7 +684,11 @@ const PROCESSOR_RULES: readonly CrossKeyRule[] = [
  */
 export function commonConnectorSpec(kind: PluginKind): ConfigSpec {
   const keys = [...COMMON_KEYS];
-  const rules: CrossKeyRule[] = [DLQ_NEEDS_TOLERANCE];
+  const rules: CrossKeyRule[] = [
+    DLQ_NEEDS_TOLERANCE,
+    ...converterRegistryRules('key'),
+    ...converterRegistryRules('value'),
+  ];
   if (kind !== 'source') {
     keys.splice(2, 0, ...INPUT_KEYS);
     rules.push(...INPUT_RULES);
@@ -454,7 +740,10 @@ export function parseConnectorConfig(
   options: ConnectorParseOptions = {},
 ): { config: ParsedConfig | undefined; problems: ConfigProblem[]; values: ReadonlyMap<string, ConfigValue> } {
   const named = withName(raw, options.name);
-  const { config, problems, values } = parseWithVariables(connectorSpecFor(plugin), named.config, options);
+  const parsed = parseWithVariables(connectorSpecFor(plugin), named.config, options);
+  const { values } = parsed;
+  const problems = [...parsed.problems, ...transformConfigProblems(named.config)];
+  const config = problems.length === 0 ? parsed.config : undefined;
   return named.problem
     ? { config: undefined, problems: [named.problem, ...problems], values }
     : { config, problems, values };
@@ -506,7 +795,12 @@ export function checkConnectorConfig(
   return {
     plugin: undefined,
     config: undefined,
-    problems: [...classProblem, ...(named.problem ? [named.problem] : []), ...others],
+    problems: [
+      ...classProblem,
+      ...(named.problem ? [named.problem] : []),
+      ...others,
+      ...transformConfigProblems(named.config),
+    ],
     values: parsedCommon.values,
   };
 }
@@ -595,18 +889,24 @@ export function readConnectorConfigFile(
   return { name: document.name, config: document.config };
 }
 
-/** The converters a parsed connector config selects. */
+/** The converters a parsed connector config selects (class names as our names). */
 export function connectorConverters(config: ParsedConfig): { key: ConverterName; value: ConverterName } {
   return {
-    key: config.getString('key.converter') as ConverterName,
-    value: config.getString('value.converter') as ConverterName,
+    key: converterName(config.getString('key.converter')),
+    value: converterName(config.getString('value.converter')),
   };
 }
 
-/** Whether the connector needs the worker's `schema.registry.url`. */
+/**
+ * Whether the connector needs the worker's `schema.registry.url`: a key or value converter is avro
+ * without its own `*.converter.schema.registry.url`.
+ */
 export function usesAvroConverter(config: ParsedConfig): boolean {
   const { key, value } = connectorConverters(config);
-  return key === 'avro' || value === 'avro';
+  return (
+    (key === 'avro' && !config.has('key.converter.schema.registry.url')) ||
+    (value === 'avro' && !config.has('value.converter.schema.registry.url'))
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

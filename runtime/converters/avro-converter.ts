@@ -1,6 +1,11 @@
 // Avro with Confluent framing: magic byte 0, the writer schema's registry id as a 4-byte
-// big-endian int, then the Avro binary body. Subjects follow Confluent's TopicNameStrategy
-// (`<topic>-key` / `<topic>-value`). Schemas come from a RegistryClient (cached per id);
+// big-endian int, then the Avro binary body. Subjects follow Confluent's subject name strategies:
+// TopicNameStrategy (`<topic>-key` / `<topic>-value`, the default), RecordNameStrategy (the
+// record's full name) or TopicRecordNameStrategy (`<topic>-<full name>`); with
+// `autoRegister: false` a schema is looked up under its subject instead of registered, or, with
+// `useLatestVersion`, values are written with the subject's latest version (after checking that it
+// reads the value's own schema unless `latestCompatibilityStrict` is false), as Confluent's
+// serializer does. Schemas come from a RegistryClient (cached per id);
 // `prepare` / `prepareEncode` do all the waiting so that `toConnect` / `fromConnect` are
 // synchronous on the hot path.
 import avro from 'avsc';
@@ -15,10 +20,15 @@ const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
+/** Confluent's `key.subject.name.strategy` / `value.subject.name.strategy`, by short class name. */
+export type SubjectNameStrategy = 'TopicNameStrategy' | 'RecordNameStrategy' | 'TopicRecordNameStrategy';
+
 interface EncodeState {
   type: AvroType;
   /** Registered id per topic (the subject is per topic). */
   ids: Map<string, number>;
+  /** With useLatestVersion: per topic, the latest version's type and how values of `type` become its values. */
+  latest: Map<string, { type: AvroType; resolver: avro.Resolver | undefined }>;
 }
 
 export class AvroConverter implements Converter {
@@ -32,14 +42,31 @@ export class AvroConverter implements Converter {
 
   constructor(
     private readonly registry: RegistryClient,
-    options: { isKey: boolean },
+    options: {
+      isKey: boolean;
+      autoRegister?: boolean;
+      subjectNameStrategy?: SubjectNameStrategy;
+      /** With autoRegister false: write with the subject's latest version (`use.latest.version`). */
+      useLatestVersion?: boolean;
+      /** With useLatestVersion: refuse a latest version that cannot read the value's schema. Default true. */
+      latestCompatibilityStrict?: boolean;
+    },
   ) {
     // Item counts in the data are checked against the bytes left before anything is read.
     installAvroBounds();
     this.isKey = options.isKey;
     this.what = options.isKey ? 'key' : 'value';
     this.stage = options.isKey ? 'KEY_CONVERTER' : 'VALUE_CONVERTER';
+    this.autoRegister = options.autoRegister ?? true;
+    this.strategy = options.subjectNameStrategy ?? 'TopicNameStrategy';
+    this.useLatest = !this.autoRegister && (options.useLatestVersion ?? false);
+    this.latestStrict = options.latestCompatibilityStrict ?? true;
   }
+
+  private readonly useLatest: boolean;
+  private readonly latestStrict: boolean;
+  private readonly autoRegister: boolean;
+  private readonly strategy: SubjectNameStrategy;
 
   /** Fetches the schemas of the batch that are not cached yet, each id once. */
   async prepare(payloads: ReadonlyArray<Buffer | null>): Promise<void> {
@@ -94,15 +121,27 @@ export class AvroConverter implements Converter {
       } catch (error) {
         throw new FatalError(
           'SCHEMA_INCOMPATIBLE',
-          `The ${this.what} schema for subject ${this.subject(topic)} is not a valid Avro schema (${(error as Error).message}); fix the schema the connector writes with`,
+          `The ${this.what} schema for topic ${topic} is not a valid Avro schema (${(error as Error).message}); fix the schema the connector writes with`,
           { stage: this.stage, cause: error, context: { topic } },
         );
       }
-      state = { type, ids: new Map() };
+      state = { type, ids: new Map(), latest: new Map() };
     }
     let id: number;
     try {
-      id = await this.registry.register(this.subject(topic), state.type);
+      const subject = this.subject(topic, state.type);
+      if (this.useLatest) {
+        const latest = await this.registry.latest(subject);
+        state.latest.set(topic, {
+          type: latest.type,
+          resolver: this.resolverTo(latest, state.type, subject),
+        });
+        id = latest.id;
+      } else {
+        id = await (this.autoRegister
+          ? this.registry.register(subject, state.type)
+          : this.registry.lookup(subject, state.type));
+      }
     } catch (error) {
       throw withStage(error, this.stage);
     }
@@ -128,7 +167,36 @@ export class AvroConverter implements Converter {
         `Bug: the avro ${this.what} converter was asked to encode for ${topic} with a schema that prepareEncode(${JSON.stringify(topic)}, schema) did not register; the runtime must await prepareEncode for each distinct (topic, schema) first`,
       );
     }
-    return this.encode(topic, state.type, id, value);
+    if (!this.useLatest) return this.encode(topic, state.type, id, value);
+    const latest = state.latest.get(topic)!;
+    let converted = value;
+    if (latest.resolver !== undefined) {
+      try {
+        converted = latest.type.fromBuffer(state.type.toBuffer(value), latest.resolver);
+      } catch (error) {
+        throw this.encodeFailed(topic, state.type, id, value, error);
+      }
+    }
+    return this.encode(topic, latest.type, id, converted);
+  }
+
+  /**
+   * How values of `own` become values of the subject's latest version: undefined when they are
+   * the same schema. A latest version that cannot read `own` is refused (latest.compatibility.strict)
+   * or, when not strict, values are written with it as they are.
+   */
+  private resolverTo(latest: SchemaRef, own: AvroType, subject: string): avro.Resolver | undefined {
+    if (latest.type.equals(own)) return undefined;
+    try {
+      return latest.type.createResolver(own);
+    } catch (error) {
+      if (!this.latestStrict) return undefined;
+      throw new FatalError(
+        'SCHEMA_INCOMPATIBLE',
+        `The latest version of subject ${subject} (id ${latest.id}) cannot read the ${this.what} schema the records have (${(error as Error).message}); register a compatible version, or set latest.compatibility.strict=false`,
+        { stage: this.stage, cause: error, context: { subject, schemaId: latest.id } },
+      );
+    }
   }
 
   private encode(topic: string, type: AvroType, id: number, value: unknown): Buffer {
@@ -150,8 +218,17 @@ export class AvroConverter implements Converter {
     return framed;
   }
 
-  private subject(topic: string): string {
-    return `${topic}-${this.what}`;
+  /** The subject `type` is registered under for `topic`, per the subject name strategy. */
+  private subject(topic: string, type: AvroType): string {
+    if (this.strategy === 'TopicNameStrategy') return `${topic}-${this.what}`;
+    if (type.typeName !== 'record' || type.name === undefined) {
+      throw new FatalError(
+        'SCHEMA_INCOMPATIBLE',
+        `${this.what}.subject.name.strategy=${this.strategy} names subjects after records, but the ${this.what} schema for ${topic} is Avro ${describeType(type)}, not a record; use TopicNameStrategy`,
+        { stage: this.stage, context: { topic } },
+      );
+    }
+    return this.strategy === 'RecordNameStrategy' ? type.name : `${topic}-${type.name}`;
   }
 
   // Errors, built off the hot path.
@@ -231,7 +308,7 @@ export class AvroConverter implements Converter {
     const details = problems.length > 0 ? problems.join('; ') : (cause as Error).message;
     return new RecordError(
       'AVRO_ENCODE_FAILED',
-      `Cannot encode a ${this.what} for ${topic} with its Avro schema ${describeType(type)} (subject ${this.subject(topic)}, id ${id}): ${details}; make the connector output match the schema`,
+      `Cannot encode a ${this.what} for ${topic} with its Avro schema ${describeType(type)} (id ${id}): ${details}; make the connector output match the schema`,
       { stage: this.stage, cause, context: { topic, schemaId: id, field: firstPath } },
     );
   }

@@ -128,6 +128,18 @@ export interface RegistryClient {
    * (SCHEMA_INCOMPATIBLE) when the registry refuses the schema, RetriableError when unreachable.
    */
   register(subject: string, schema: AvroType | object): Promise<number>;
+  /**
+   * The id of `schema` under `subject` without registering it (`auto.register.schemas=false`);
+   * cached like `register`. Throws FatalError (SCHEMA_INCOMPATIBLE) when the subject does not hold
+   * it, RetriableError when unreachable.
+   */
+  lookup(subject: string, schema: AvroType | object): Promise<number>;
+  /**
+   * The latest version of `subject` (`use.latest.version`), fetched once and cached for the life of
+   * the client (Confluent's default `latest.cache.ttl.sec=-1`). Throws FatalError
+   * (SCHEMA_INCOMPATIBLE) when the subject has no usable Avro version, RetriableError when unreachable.
+   */
+  latest(subject: string): Promise<SchemaRef>;
 }
 
 /** A schema as the registry's REST API returns it. */
@@ -149,6 +161,10 @@ export interface RegistryTransport {
   schemaByVersion(subject: string, version: number): Promise<RegistrySchema | undefined>;
   /** `POST /subjects/{subject}/versions`: the id of `schema` under `subject`, registering it if new. */
   register(subject: string, schema: string): Promise<number>;
+  /** `POST /subjects/{subject}`: the id of `schema` under `subject`; `undefined` when it is not there. */
+  lookup(subject: string, schema: string): Promise<number | undefined>;
+  /** `GET /subjects/{subject}/versions/latest`: its id and schema; `undefined` when the subject has none. */
+  latest(subject: string): Promise<(RegistrySchema & { id: number }) | undefined>;
 }
 
 export interface CachedSchemaRegistryOptions {
@@ -206,6 +222,46 @@ export class CachedSchemaRegistry implements RegistryClient {
   }
 
   register(subject: string, schema: AvroType | object): Promise<number> {
+    return this.resolveId(subject, schema, 'register');
+  }
+
+  lookup(subject: string, schema: AvroType | object): Promise<number> {
+    return this.resolveId(subject, schema, 'lookup');
+  }
+
+  private readonly latestBySubject = new Map<string, Promise<SchemaRef>>();
+
+  latest(subject: string): Promise<SchemaRef> {
+    let pending = this.latestBySubject.get(subject);
+    if (pending === undefined) {
+      pending = this.fetchLatest(subject);
+      pending.catch(() => this.latestBySubject.delete(subject));
+      this.latestBySubject.set(subject, pending);
+    }
+    return pending;
+  }
+
+  private async fetchLatest(subject: string): Promise<SchemaRef> {
+    const found = await this.transport.latest(subject);
+    const refuse = (why: string) =>
+      new FatalError(
+        'SCHEMA_INCOMPATIBLE',
+        `use.latest.version=true writes with the latest version of subject ${subject}, but ${why}; register one first (or set use.latest.version=false)`,
+        { context: { subject } },
+      );
+    if (found === undefined) throw refuse('the subject has no version');
+    let entry: SchemaRef;
+    try {
+      entry = freezeRef(found.id, await this.parse(found, found.id));
+    } catch (error) {
+      if (!(error instanceof UnusableSchemaError)) throw error;
+      throw refuse(error.message);
+    }
+    if (this.schemas.get(found.id) === undefined) this.schemas.set(found.id, entry);
+    return entry;
+  }
+
+  private resolveId(subject: string, schema: AvroType | object, how: 'register' | 'lookup'): Promise<number> {
     let text: string;
     try {
       text = schemaText(schema);
@@ -218,10 +274,21 @@ export class CachedSchemaRegistry implements RegistryClient {
         ),
       );
     }
-    const key = `${subject}\u0000${text}`;
+    const key = `${how}\u0000${subject}\u0000${text}`;
     let pending = this.registrations.get(key);
     if (pending === undefined) {
-      pending = this.transport.register(subject, text).then((id) => {
+      const asked =
+        how === 'register'
+          ? this.transport.register(subject, text)
+          : this.transport.lookup(subject, text).then((id) => {
+              if (id !== undefined) return id;
+              throw new FatalError(
+                'SCHEMA_INCOMPATIBLE',
+                `The schema is not registered under subject ${subject}, and auto.register.schemas=false forbids registering it; register it first (or set auto.register.schemas=true)`,
+                { context: { subject } },
+              );
+            });
+      pending = asked.then((id) => {
         // The process will likely read what it writes: remember the schema under its id.
         const current = this.schemas.get(id);
         if (current === undefined || current instanceof UnreadableSchema) {
@@ -362,6 +429,17 @@ export class HttpRegistryTransport implements RegistryTransport {
   async schemaByVersion(subject: string, version: number): Promise<RegistrySchema | undefined> {
     const path = `/subjects/${encodeURIComponent(subject)}/versions/${version}`;
     return this.request<RegistrySchema>('GET', path, undefined, `subject ${subject} version ${version}`);
+  }
+
+  async latest(subject: string): Promise<(RegistrySchema & { id: number }) | undefined> {
+    const path = `/subjects/${encodeURIComponent(subject)}/versions/latest`;
+    return this.request<RegistrySchema & { id: number }>('GET', path, undefined, `subject ${subject}`);
+  }
+
+  async lookup(subject: string, schema: string): Promise<number | undefined> {
+    const path = `/subjects/${encodeURIComponent(subject)}`;
+    const answer = await this.request<{ id: number }>('POST', path, { schema }, `subject ${subject}`);
+    return answer === undefined ? undefined : answer.id;
   }
 
   async register(subject: string, schema: string): Promise<number> {
@@ -554,7 +632,7 @@ function describeNetworkError(error: unknown): string {
  * Set `unavailable` to make every call fail as an unreachable registry would.
  */
 export class InMemoryRegistry implements RegistryTransport {
-  readonly calls = { schemaById: 0, schemaByVersion: 0, register: 0 };
+  readonly calls = { schemaById: 0, schemaByVersion: 0, register: 0, lookup: 0, latest: 0 };
   unavailable = false;
   private readonly byId = new Map<number, RegistrySchema>();
   private readonly idsByText = new Map<string, number>();
@@ -586,6 +664,25 @@ export class InMemoryRegistry implements RegistryTransport {
     await this.roundTrip();
     const id = this.subjects.get(subject)?.[version - 1];
     return id === undefined ? undefined : this.byId.get(id);
+  }
+
+  async latest(subject: string): Promise<(RegistrySchema & { id: number }) | undefined> {
+    this.calls.latest++;
+    await this.roundTrip();
+    const id = this.subjects.get(subject)?.at(-1);
+    return id === undefined ? undefined : { ...this.byId.get(id)!, id };
+  }
+
+  async lookup(subject: string, schema: string): Promise<number | undefined> {
+    this.calls.lookup++;
+    await this.roundTrip();
+    const id = this.idsByText.get(schema);
+    return id !== undefined && (this.subjects.get(subject) ?? []).includes(id) ? id : undefined;
+  }
+
+  /** The subjects and their versions' ids, as the registry holds them. */
+  subjectVersions(): Record<string, number[]> {
+    return Object.fromEntries(this.subjects);
   }
 
   async register(subject: string, schema: string): Promise<number> {

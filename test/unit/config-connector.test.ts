@@ -221,7 +221,7 @@ describe('connector config', () => {
         name: 'scores',
         'connector.class': 'Scorer',
         'tasks.max': 0,
-        'value.converter': 'io.confluent.connect.avro.AvroConverter',
+        'value.converter': 'io.confluent.connect.protobuf.ProtobufConverter',
         'errors.tolerance': 'some',
         'errors.retry.timeout': 'soon',
       },
@@ -238,7 +238,9 @@ describe('connector config', () => {
       'topics',
     ]);
     expect(messageFor(problems, 'value.converter')).to.equal(
-      '"io.confluent.connect.avro.AvroConverter" is not one of: avro, json, string, bytes',
+      '"io.confluent.connect.protobuf.ProtobufConverter" is not one of: avro, json, string, bytes, ' +
+        'io.confluent.connect.avro.AvroConverter, org.apache.kafka.connect.json.JsonConverter, ' +
+        'org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter',
     );
     expect(messageFor(problems, 'model.name')).to.equal('is required: The model to call.');
   });

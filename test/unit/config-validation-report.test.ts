@@ -119,6 +119,10 @@ describe('config validation report', () => {
         'json',
         'string',
         'bytes',
+        'io.confluent.connect.avro.AvroConverter',
+        'org.apache.kafka.connect.json.JsonConverter',
+        'org.apache.kafka.connect.storage.StringConverter',
+        'org.apache.kafka.connect.converters.ByteArrayConverter',
       ]);
       expect(valueOf('model.api.key').value).to.equal(MASK);
       expect(valueOf('name').value).to.equal(null);
