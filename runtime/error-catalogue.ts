@@ -20,7 +20,7 @@ export interface CatalogueEntry {
   /** How to fix it, for docs/errors.md. */
   fix: string;
   /** The REST status when the error answers a request (client errors, and config errors via REST). */
-  httpStatus?: 400 | 404 | 409 | 500;
+  httpStatus?: 400 | 403 | 404 | 409 | 500;
 }
 
 type EntryWithoutCode = Omit<CatalogueEntry, 'code'>;
@@ -76,6 +76,32 @@ const ENTRIES = {
       'The request names a task id the connector does not have (or it is stopped and has no tasks).',
     fix: 'List the tasks with `GET /connectors/{name}/tasks`; ids run from 0 to `tasks.max` - 1.',
   },
+  // --- REST: active topics and log levels (KIP-558, KIP-495) ---
+  TOPIC_TRACKING_DISABLED: {
+    outcome: 'client',
+    httpStatus: 403,
+    message: '{details}',
+    description:
+      '`GET /connectors/{name}/topics` while `topic.tracking.enable` is false, or `PUT .../topics/reset` while `topic.tracking.allow.reset` is false (Kafka Connect answers the same 403).',
+    fix: 'Set `topic.tracking.enable` (and `topic.tracking.allow.reset` for resets) to true in the worker config.',
+  },
+  LOGGER_NOT_FOUND: {
+    outcome: 'client',
+    httpStatus: 404,
+    message: 'Logger {name} not found.',
+    description:
+      "`GET /admin/loggers/{logger}` named a logger that is neither `root`, a connector's logger, nor one set before.",
+    fix: 'List the loggers with `GET /admin/loggers`; connector loggers are named `connectors.<connector name>`.',
+  },
+  LOG_LEVEL_INVALID: {
+    outcome: 'client',
+    httpStatus: 400,
+    message: '{details}',
+    description:
+      '`PUT /admin/loggers/{logger}` without a `level`, or with one that is not a Log4j level name.',
+    fix: 'Send `{"level": "DEBUG"}` with one of OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE.',
+  },
+  // --- end REST: active topics and log levels ---
   CONNECTOR_EXISTS: {
     outcome: 'client',
     httpStatus: 409,
@@ -180,6 +206,15 @@ const ENTRIES = {
       'The record is not valid JSON (or, with schemas.enable=true, lacks the {"schema", "payload"} envelope).',
     fix: 'Fix the producer, or set `*.converter.schemas.enable` to match how records are written.',
   },
+  // --- converters (issue 18 item 3): JSON with Connect schemas ---
+  JSON_ENCODE_FAILED: {
+    outcome: 'fail-record',
+    message: 'Cannot write the {what} of a record for {topic} as JSON: {details}',
+    description:
+      'A record value (or key) does not fit its schema, or (with schemas.enable=true) its Avro schema has no Connect equivalent (a union of several non-null types).',
+    fix: 'Make the connector output values that fit their schema; use `["null", T]` unions only, or write the topic with the avro converter.',
+  },
+  // --- end converters ---
   NULL_VALUE: {
     outcome: 'fail-record',
     message: 'Record {topic}/{partition}@{offset} has a null value',
@@ -464,6 +499,15 @@ const ENTRIES = {
     description:
       "The connection to the model server failed because of the TLS settings, which retrying cannot change: its certificate is not signed by a trusted CA, does not name the host of `tfserving.target`, the server refused this worker's client certificate (or requires one), or one side speaks TLS and the other does not.",
     fix: 'Do what the message says: set `tfserving.tls.ca.file` to the CA that signed the server certificate; make `tfserving.target` name a host the certificate holds; for mutual TLS set `tfserving.tls.cert.file` and `tfserving.tls.key.file` to a certificate the server trusts; match `tfserving.tls.enable` to the port. Then restart the task.',
+  },
+
+  // Single Message Transforms (runtime/transforms)
+  TRANSFORM_FAILED: {
+    outcome: 'fail-record',
+    message: 'transform {alias} ({class}) cannot handle this record: {details}',
+    description:
+      "A Single Message Transform refused a record (Kafka Connect's DataException): e.g. a schemaless transform got a value that is not a map, a field named in its config is missing, or a cast is impossible. The stage is `TRANSFORMATION` and `__connect.errors.class.name` is the transform's class.",
+    fix: "Make the records match the transform's config (or change the config), or guard the transform with a predicate (`transforms.<alias>.predicate`) so it only sees records it can handle.",
   },
 } as const satisfies Record<string, EntryWithoutCode>;
 

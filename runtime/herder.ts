@@ -3,6 +3,7 @@
 import { ConnectError } from './errors.js';
 import type { PluginKind } from './api.js';
 import type { ConfigInfos, ConfigKeyInfo } from './config/validation-report.js';
+import type { LoggerLevel } from './logger-levels.js';
 
 /** Kafka Connect's connector/task states (observed state). */
 export type ObservedState = 'UNASSIGNED' | 'RUNNING' | 'PAUSED' | 'STOPPED' | 'FAILED' | 'RESTARTING';
@@ -25,6 +26,8 @@ export interface TaskStateInfo {
   id: number;
   state: ObservedState;
   worker_id: string;
+  /** The version of the plugin running the task (Kafka Connect 4.1). */
+  version: string;
   trace?: string;
   /** infer-connect extension: the task's own health (breaker state, paused partitions...). */
   details?: Record<string, unknown>;
@@ -32,7 +35,7 @@ export interface TaskStateInfo {
 
 export interface ConnectorStateInfo {
   name: string;
-  connector: { state: ObservedState; worker_id: string; trace?: string };
+  connector: { state: ObservedState; worker_id: string; version: string; trace?: string };
   tasks: TaskStateInfo[];
   type: PluginKind;
 }
@@ -49,7 +52,8 @@ export interface ConnectorOffsets {
 
 export interface PluginInfo {
   class: string;
-  type: PluginKind;
+  /** A connector's kind, or what else `GET /connector-plugins?connectorsOnly=false` lists. */
+  type: PluginKind | 'transformation' | 'predicate' | 'converter' | 'header_converter';
   version: string;
 }
 
@@ -98,15 +102,29 @@ export interface Herder {
   alterConnectorOffsets(name: string, offsets: ConnectorOffsets): Promise<string>;
   resetConnectorOffsets(name: string): Promise<string>;
 
-  plugins(): PluginInfo[];
+  /** The connector plugins; with `connectorsOnly=false` also transforms, predicates and converters. */
+  plugins(connectorsOnly?: boolean): PluginInfo[];
   pluginConfig(plugin: string): ConfigKeyInfo[];
   validateConfig(plugin: string, config: Record<string, unknown>): ConfigInfos;
+
+  // KIP-558 active topics: answered for any name, as Kafka Connect does (an unknown connector has none).
+  /** 403 TOPIC_TRACKING_DISABLED when `topic.tracking.enable` is false. */
+  connectorActiveTopics(name: string): { topics: string[] };
+  /** 403 when `topic.tracking.enable` or `topic.tracking.allow.reset` is false. */
+  resetConnectorActiveTopics(name: string): void;
+
+  // KIP-495 log levels (runtime/logger-levels.ts names the loggers).
+  loggerLevels(): Record<string, LoggerLevel>;
+  /** 404 for a logger that is not known. */
+  loggerLevel(name: string): LoggerLevel;
+  /** `level` is a Log4j level name, any case (400 otherwise); returns the loggers it changed. */
+  setLoggerLevel(namespace: string, level: string): string[];
 }
 
 /** An error the REST layer maps to an HTTP status with `{"error_code", "message"}`. */
 export class HerderError extends ConnectError {
   constructor(
-    readonly httpStatus: 400 | 404 | 409 | 500,
+    readonly httpStatus: 400 | 403 | 404 | 409 | 500,
     code: string,
     message: string,
   ) {

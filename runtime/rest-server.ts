@@ -9,6 +9,7 @@
 // - An unknown `expand` value answers 400 (Kafka Connect ignores it and returns empty objects).
 // - `POST /connectors` without `config` answers 400 (Kafka Connect answers 500).
 // - A body with a media type other than JSON answers 415; an empty JSON body counts as no body.
+// - An invalid log level in `PUT /admin/loggers/{logger}` answers 400 (Kafka Connect answers 404).
 // - `GET /health` answers 503 for both `starting` and `unhealthy` (KIP-1017 uses 500 for the
 //   latter) so load balancers and probes see one "not ready" code.
 //
@@ -320,16 +321,51 @@ function registerRoutes(app: FastifyInstance, herder: Herder, metrics: Registry)
     return reply.code(202).send(state);
   });
 
-  for (const [action, run] of [
-    ['pause', (name: string) => herder.pauseConnector(name)],
-    ['resume', (name: string) => herder.resumeConnector(name)],
-    ['stop', (name: string) => herder.stopConnector(name)],
+  // Kafka Connect 4.1: pause and resume answer 202, stop 204.
+  for (const [action, run, status] of [
+    ['pause', (name: string) => herder.pauseConnector(name), 202],
+    ['resume', (name: string) => herder.resumeConnector(name), 202],
+    ['stop', (name: string) => herder.stopConnector(name), 204],
   ] as const) {
     route('PUT', `/connectors/:name/${action}`, async (request, reply) => {
       await run(connectorName(request));
-      return reply.code(202).send();
+      return reply.code(status).send();
     });
   }
+
+  // KIP-558: `{"<name>": {"topics": [...]}}`; reset answers 202 with no body.
+  route('GET', '/connectors/:name/topics', async (request) => {
+    const name = connectorName(request);
+    return { [name]: herder.connectorActiveTopics(name) };
+  });
+
+  route('PUT', '/connectors/:name/topics/reset', async (request, reply) => {
+    herder.resetConnectorActiveTopics(connectorName(request));
+    return reply.code(202).send();
+  });
+
+  // KIP-495: `{"<logger>": {"level": "INFO", "last_modified": null}}`.
+  route('GET', '/admin/loggers', async () => herder.loggerLevels());
+
+  route('GET', '/admin/loggers/:logger', async (request) => herder.loggerLevel(params(request)['logger']!));
+
+  route('PUT', '/admin/loggers/:logger', async (request, reply) => {
+    const body = requireObject(request.body, '{"level": "<OFF|FATAL|ERROR|WARN|INFO|DEBUG|TRACE>"}');
+    const level = body['level'];
+    if (typeof level !== 'string' || level === '') {
+      throw new HerderError(
+        400,
+        'LOG_LEVEL_INVALID',
+        "Desired 'level' parameter was not specified in request.",
+      );
+    }
+    const changed = herder.setLoggerLevel(params(request)['logger']!, level);
+    // scope=cluster: a standalone worker is the whole cluster; Kafka Connect answers 204 for it.
+    // Any other scope is the worker's (Kafka Connect logs unknown scopes and applies them so too).
+    const scope = query(request)['scope'];
+    if (typeof scope === 'string' && scope.toLowerCase() === 'cluster') return reply.code(204).send();
+    return changed;
+  });
 
   route('GET', '/connectors/:name/offsets', async (request) =>
     herder.connectorOffsets(connectorName(request)),
@@ -355,11 +391,9 @@ function registerRoutes(app: FastifyInstance, herder: Herder, metrics: Registry)
     return reply.code(204).send();
   });
 
-  route('GET', '/connector-plugins', async (request) => {
-    // Accepted for compatibility: every plugin here is a connector (no transforms or converters).
-    queryBoolean(query(request), 'connectorsOnly', true);
-    return herder.plugins();
-  });
+  route('GET', '/connector-plugins', async (request) =>
+    herder.plugins(queryBoolean(query(request), 'connectorsOnly', true)),
+  );
 
   route('GET', '/connector-plugins/:plugin/config', async (request) =>
     herder.pluginConfig(params(request)['plugin']!),

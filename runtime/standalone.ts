@@ -58,6 +58,10 @@ export function createStandaloneWorker(
     // HttpRegistryOptions); WorkerOptions still types the field as a URL string.
     schemaRegistryUrl: registry,
     offsetStoreFile: workerConfig.getString('offset.storage.file.filename'),
+    topicTracking: {
+      enable: workerConfig.getBoolean('topic.tracking.enable'),
+      allowReset: workerConfig.getBoolean('topic.tracking.allow.reset'),
+    },
     allowedPaths: files.paths,
     configProviders: files.providers,
     secrets,

@@ -26,8 +26,9 @@ import {
   type ConfigInfos,
   type ConfigKeyInfo,
 } from './config/validation-report.js';
-import { createConverter } from './converters/index.js';
-import type { Converter, ConverterName } from './converters/converter.js';
+import { converterName } from './config/connector-config.js';
+import { ConnectorConverters } from './converters/connector-converters.js';
+import type { Converter } from './converters/converter.js';
 import { CachedSchemaRegistry, type HttpRegistryOptions } from './converters/schema-registry.js';
 import { connectorOverrideProblems } from './kafka-clients.js';
 import {
@@ -39,6 +40,9 @@ import {
 } from './connector-lifecycle.js';
 import { ConsumerTaskRunner } from './consumer-task-runner.js';
 import { interruptibleSleep } from './backoff.js';
+import { ActiveTopics, trackingKafka } from './active-topics.js';
+import { builtinNonConnectorPlugins } from './listed-plugins.js';
+import { connectorLoggerName, log4jLevel, LoggerLevels, type LoggerLevel } from './logger-levels.js';
 import { errorMessage } from './error-catalogue.js';
 import { KeyedSerialQueue } from './keyed-serial-queue.js';
 import {
@@ -60,6 +64,7 @@ import { SecretRedactor, secretsOf } from './secret-redaction.js';
 import { SourceTaskRunner } from './source-task-runner.js';
 import { RuntimeMetrics } from './task-metrics.js';
 import { taskLabels, type RunnerDependencies, type RunnerSettings, type TaskRunner } from './task-runner.js';
+import { transformConfigProblems } from './transforms/index.js';
 
 export const VERSION = '0.1.0';
 
@@ -122,6 +127,18 @@ export interface WorkerOptions {
    * server, the Kafka client's logger); default: the worker's own.
    */
   secrets?: SecretRedactor;
+  /**
+   * Kafka Connect's `topic.tracking.enable` and `topic.tracking.allow.reset` (KIP-558); default
+   * both true, as in Kafka Connect.
+   */
+  topicTracking?: { enable: boolean; allowReset: boolean };
+  /**
+   * What `GET /connector-plugins?connectorsOnly=false` lists besides the connectors; default the
+   * runtime's transforms, predicates and converters (runtime/listed-plugins.ts).
+   */
+  otherPlugins?: () => readonly PluginInfo[];
+  /** The clock of `last_modified` in log levels; `Date.now` by default. */
+  now?: () => number;
 }
 
 export class Worker implements Herder {
@@ -131,12 +148,16 @@ export class Worker implements Herder {
   private readonly queue = new KeyedSerialQueue();
   private readonly offsets: FileOffsetStore;
   private readonly schemaRegistry: CachedSchemaRegistry | undefined;
+  /** Builds each task's converters; owns the connectors' own registry clients. */
+  private readonly converters: ConnectorConverters;
   private readonly runnerFactory: RunnerFactory;
   private readonly sleep: Sleep;
   private readonly logger: Logger;
   private readonly secrets: SecretRedactor;
   private readonly paths: AllowedPaths;
   private readonly providers: readonly ConfigProvider[];
+  private readonly activeTopics = new ActiveTopics();
+  private readonly loggers: LoggerLevels;
   private clusterId = '';
   private started = false;
   private stopping: Promise<WorkerStopSummary> | undefined;
@@ -152,8 +173,10 @@ export class Worker implements Herder {
     this.schemaRegistry = options.schemaRegistryUrl
       ? new CachedSchemaRegistry(options.schemaRegistryUrl)
       : undefined;
+    this.converters = new ConnectorConverters(this.schemaRegistry);
     this.runnerFactory = options.runnerFactory ?? createTaskRunner;
     this.sleep = options.sleep ?? interruptibleSleep;
+    this.loggers = new LoggerLevels(this.logger, options.now);
   }
 
   async start(): Promise<void> {
@@ -238,9 +261,10 @@ export class Worker implements Herder {
       connector: {
         state: lifecycle.state,
         worker_id: this.workerId,
+        version: entry.plugin.version,
         ...(lifecycle.failure !== undefined ? { trace: this.secrets.redact(lifecycle.failure) } : {}),
       },
-      tasks: lifecycle.tasks().map((task) => this.taskStatusOf(task)),
+      tasks: lifecycle.tasks().map((task) => this.taskStatusOf(entry, task)),
       type: entry.plugin.kind,
     };
   }
@@ -249,20 +273,74 @@ export class Worker implements Herder {
     const entry = this.entry(name);
     return this.taskIds(entry).map((task) => ({
       id: { connector: name, task },
-      config: { ...this.maskedConfig(entry), 'task.id': String(task) },
+      // Kafka Connect adds the task's class; here the plugin that creates the task.
+      config: { ...this.maskedConfig(entry), 'task.class': entry.plugin.name, 'task.id': String(task) },
     }));
   }
 
   taskStatus(name: string, task: number): TaskStateInfo {
-    const found = this.entry(name)
-      .lifecycle.tasks()
-      .find((t) => t.taskId === task);
+    const entry = this.entry(name);
+    const found = entry.lifecycle.tasks().find((t) => t.taskId === task);
     if (!found) throw taskNotFound(name, task);
-    return this.taskStatusOf(found);
+    return this.taskStatusOf(entry, found);
   }
 
-  plugins(): PluginInfo[] {
-    return this.options.plugins.list().map((p) => ({ class: p.name, type: p.kind, version: p.version }));
+  plugins(connectorsOnly = true): PluginInfo[] {
+    const connectors = this.options.plugins
+      .list()
+      .map((p): PluginInfo => ({ class: p.name, type: p.kind, version: p.version }));
+    if (connectorsOnly) return connectors;
+    return [...connectors, ...(this.options.otherPlugins?.() ?? builtinNonConnectorPlugins(VERSION))];
+  }
+
+  connectorActiveTopics(name: string): { topics: string[] } {
+    this.requireTopicTracking(false);
+    return { topics: this.activeTopics.topics(name) };
+  }
+
+  resetConnectorActiveTopics(name: string): void {
+    this.requireTopicTracking(true);
+    this.activeTopics.reset(name);
+  }
+
+  loggerLevels(): Record<string, LoggerLevel> {
+    return this.loggers.levels();
+  }
+
+  loggerLevel(name: string): LoggerLevel {
+    const level = this.loggers.level(name);
+    if (!level) throw new HerderError(404, 'LOGGER_NOT_FOUND', errorMessage('LOGGER_NOT_FOUND', { name }));
+    return level;
+  }
+
+  setLoggerLevel(namespace: string, level: string): string[] {
+    const log4j = log4jLevel(level);
+    if (!log4j)
+      throw new HerderError(
+        400,
+        'LOG_LEVEL_INVALID',
+        errorMessage('LOG_LEVEL_INVALID', {
+          details: `Invalid log level '${level}': use one of OFF, FATAL, ERROR, WARN, INFO, DEBUG, TRACE`,
+        }),
+      );
+    const changed = this.loggers.setLevel(namespace, log4j);
+    this.logger.info({ logger: namespace, level: log4j, changed }, 'log level changed');
+    return changed;
+  }
+
+  private requireTopicTracking(reset: boolean): void {
+    const tracking = this.options.topicTracking ?? { enable: true, allowReset: true };
+    const details = !tracking.enable
+      ? 'Topic tracking is disabled.'
+      : reset && !tracking.allowReset
+        ? 'Topic tracking reset is disabled.'
+        : undefined;
+    if (details)
+      throw new HerderError(
+        403,
+        'TOPIC_TRACKING_DISABLED',
+        errorMessage('TOPIC_TRACKING_DISABLED', { details }),
+      );
   }
 
   pluginConfig(plugin: string): ConfigKeyInfo[] {
@@ -277,7 +355,7 @@ export class Worker implements Herder {
     });
     const valid = (key: string) =>
       report.configs.find((c) => c.value.name === key && c.value.errors.length === 0)?.value.value;
-    return addProblems(report, this.schemaRegistryProblems(valid));
+    return addProblems(report, [...this.schemaRegistryProblems(valid), ...transformConfigProblems(config)]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -308,6 +386,8 @@ export class Worker implements Herder {
       await entry.lifecycle.remove();
       this.connectors.delete(name);
       this.secrets.forget(name);
+      this.activeTopics.reset(name);
+      this.loggers.forget(connectorLoggerName(name));
       for (const id of entry.metricTaskIds) this.metrics.forget(taskLabels(name, id));
       this.logger.info({ connector: name }, 'connector deleted');
     });
@@ -354,7 +434,12 @@ export class Worker implements Herder {
       };
     }
     return this.withAdmin(async (admin) => {
-      const topics = await this.consumedTopics(admin, entry);
+      // Only topics that exist: the broker refuses an offset fetch naming one that does not
+      // ("This server does not host this topic-partition"), and a group that never committed
+      // on a topic has no offsets there, which Kafka Connect answers as `{"offsets": []}`.
+      const existing = new Set(await admin.listTopics());
+      const topics = (await this.consumedTopics(admin, entry)).filter((t) => existing.has(t));
+      if (topics.length === 0) return { offsets: [] };
       const fetched = await admin.fetchOffsets({ groupId: `connect-${name}`, topics });
       return {
         offsets: fetched.flatMap(({ topic, partitions }) =>
@@ -483,13 +568,19 @@ export class Worker implements Herder {
    */
   private schemaRegistryProblems(converter: (key: string) => unknown): ConfigProblem[] {
     if (this.schemaRegistry) return [];
+    // An avro converter with its own `<key>.schema.registry.url` does not need the worker's.
     return ['key.converter', 'value.converter']
-      .filter((key) => converter(key) === 'avro')
+      .filter(
+        (key) =>
+          typeof converter(key) === 'string' &&
+          converterName(converter(key) as string) === 'avro' &&
+          !converter(`${key}.schema.registry.url`),
+      )
       .map((key) => ({
         key,
         message:
           'is avro, which needs a schema registry, but this worker has no schema.registry.url: set it in the ' +
-          'worker config, or choose json, string or bytes',
+          `worker config or set ${key}.schema.registry.url, or choose json, string or bytes`,
       }));
   }
 
@@ -611,7 +702,7 @@ export class Worker implements Herder {
   }
 
   /** The task's state, its trace and details with every known secret hidden. */
-  private taskStatusOf(task: TaskView): TaskStateInfo {
+  private taskStatusOf(entry: ConnectorEntry, task: TaskView): TaskStateInfo {
     const { runner } = task;
     const details = this.secrets.redactValue(runner.details());
     const failure = task.failure ?? runner.trace;
@@ -620,6 +711,7 @@ export class Worker implements Herder {
       id: task.taskId,
       state: taskState(task),
       worker_id: this.workerId,
+      version: entry.plugin.version,
       ...(trace ? { trace } : {}),
       ...(Object.keys(details).length > 0 ? { details } : {}),
     };
@@ -633,8 +725,14 @@ export class Worker implements Herder {
     entry.metricTaskIds.add(taskId);
     this.metrics.initTask(labels);
     this.metrics.setStatus(labels, 'UNASSIGNED');
+    const dlqKey = 'errors.deadletterqueue.topic.name';
+    const dlqTopic = entry.config.has(dlqKey) ? entry.config.getOptionalString(dlqKey) : undefined;
     return this.runnerFactory({
-      kafka: options.kafka,
+      kafka: trackingKafka(
+        options.kafka,
+        (topic) => this.activeTopics.record(entry.name, topic),
+        (topic) => topic === dlqTopic,
+      ),
       connectorName: entry.name,
       taskId,
       plugin: entry.guarded,
@@ -644,18 +742,14 @@ export class Worker implements Herder {
       valueConverter: this.converter(entry.config, 'value'),
       metrics: this.metrics,
       registry: options.metricsRegistry,
-      logger: this.logger.child({ connector: entry.name, task: taskId }),
+      logger: this.loggers.child(connectorLoggerName(entry.name), { connector: entry.name, task: taskId }),
       offsets: this.offsets,
       redact: this.secrets.redact,
     });
   }
 
   private converter(config: ParsedConfig, which: 'key' | 'value'): Converter {
-    return createConverter(config.getString(`${which}.converter`) as ConverterName, {
-      isKey: which === 'key',
-      registry: this.schemaRegistry,
-      schemasEnable: config.getBoolean(`${which}.converter.schemas.enable`),
-    });
+    return this.converters.create(config, which);
   }
 
   private async consumedTopics(admin: Admin, entry: ConnectorEntry): Promise<string[]> {

@@ -247,6 +247,25 @@ export const workerSpec: ConfigSpec = defineConfig([
     validate: (value) => (String(value).trim() === '' ? 'must be a file path' : undefined),
   },
   {
+    name: 'topic.tracking.enable',
+    type: 'boolean',
+    default: true,
+    importance: 'low',
+    group: TASKS,
+    documentation:
+      'Track the topics each connector consumes from and produces to (KIP-558), answered by ' +
+      '`GET /connectors/{name}/topics`. As in Kafka Connect; with false that path answers 403.',
+  },
+  {
+    name: 'topic.tracking.allow.reset',
+    type: 'boolean',
+    default: true,
+    importance: 'low',
+    group: TASKS,
+    documentation:
+      "Whether `PUT /connectors/{name}/topics/reset` may clear a connector's tracked topics; with false it answers 403.",
+  },
+  {
     name: 'offset.flush.interval.ms',
     type: 'long',
     default: 10000,

@@ -15,6 +15,9 @@ import type {
 } from '../../runtime/herder.js';
 import type { ConfigInfos, ConfigKeyInfo } from '../../runtime/config/validation-report.js';
 import type { PluginKind } from '../../runtime/api.js';
+import { pino } from 'pino';
+import { ActiveTopics } from '../../runtime/active-topics.js';
+import { log4jLevel, LoggerLevels, type LoggerLevel } from '../../runtime/logger-levels.js';
 
 interface FakeConnector {
   config: Record<string, string>;
@@ -93,7 +96,7 @@ export class FakeHerder implements Herder {
     const connector = this.get(name);
     return {
       name,
-      connector: { state: connector.connectorState, worker_id: this.workerId },
+      connector: { state: connector.connectorState, worker_id: this.workerId, version: '0.1.0' },
       tasks: connector.taskStates.map((_, task) => this.taskStatus(name, task)),
       type: this.kindOf(connector.config),
     };
@@ -118,6 +121,7 @@ export class FakeHerder implements Herder {
       id: task,
       state,
       worker_id: this.workerId,
+      version: '0.1.0',
       ...(state === 'FAILED' ? { trace: 'Error: boom\n    at fake' } : {}),
     };
   }
@@ -195,9 +199,51 @@ export class FakeHerder implements Herder {
     return 'The offsets for this connector have been reset successfully';
   }
 
-  plugins(): PluginInfo[] {
-    return PLUGINS.map(({ class: cls, type, version }) => ({ class: cls, type, version }));
+  plugins(connectorsOnly = true): PluginInfo[] {
+    const connectors = PLUGINS.map(({ class: cls, type, version }) => ({ class: cls, type, version }));
+    return connectorsOnly ? connectors : [...connectors, ...this.otherPlugins];
   }
+
+  // --- active topics and log levels (KIP-558, KIP-495): the runtime's own bookkeeping classes ---
+  /** What `connectorsOnly=false` lists besides the connectors. */
+  otherPlugins: PluginInfo[] = [];
+  readonly activeTopics = new ActiveTopics();
+  topicTracking = { enable: true, allowReset: true };
+  readonly loggers = new LoggerLevels(
+    pino({ level: 'info' }, { write: () => undefined }),
+    () => 1700000000000,
+  );
+
+  connectorActiveTopics(name: string): { topics: string[] } {
+    if (!this.topicTracking.enable)
+      throw new HerderError(403, 'TOPIC_TRACKING_DISABLED', 'Topic tracking is disabled.');
+    return { topics: this.activeTopics.topics(name) };
+  }
+
+  resetConnectorActiveTopics(name: string): void {
+    if (!this.topicTracking.enable)
+      throw new HerderError(403, 'TOPIC_TRACKING_DISABLED', 'Topic tracking is disabled.');
+    if (!this.topicTracking.allowReset)
+      throw new HerderError(403, 'TOPIC_TRACKING_DISABLED', 'Topic tracking reset is disabled.');
+    this.activeTopics.reset(name);
+  }
+
+  loggerLevels(): Record<string, LoggerLevel> {
+    return this.loggers.levels();
+  }
+
+  loggerLevel(name: string): LoggerLevel {
+    const level = this.loggers.level(name);
+    if (!level) throw new HerderError(404, 'LOGGER_NOT_FOUND', `Logger ${name} not found.`);
+    return level;
+  }
+
+  setLoggerLevel(namespace: string, level: string): string[] {
+    const log4j = log4jLevel(level);
+    if (!log4j) throw new HerderError(400, 'LOG_LEVEL_INVALID', `Invalid log level '${level}'`);
+    return this.loggers.setLevel(namespace, log4j);
+  }
+  // --- end active topics and log levels ---
 
   pluginConfig(plugin: string): ConfigKeyInfo[] {
     const found = PLUGINS.find((p) => p.class === plugin);
@@ -270,7 +316,7 @@ export class FakeHerder implements Herder {
   }
 
   private kindOf(config: Record<string, string>): PluginKind {
-    return PLUGINS.find((p) => p.class === config['connector.class'])?.type ?? 'source';
+    return (PLUGINS.find((p) => p.class === config['connector.class'])?.type ?? 'source') as PluginKind;
   }
 
   private checkConfig(config: Record<string, unknown>): Record<string, string> {

@@ -307,10 +307,10 @@ describe('REST server', () => {
       expect(response.statusCode).to.equal(200);
       expect(response.json).to.deep.equal({
         name: 'files',
-        connector: { state: 'RUNNING', worker_id: herder.workerId },
+        connector: { state: 'RUNNING', worker_id: herder.workerId, version: '0.1.0' },
         tasks: [
-          { id: 0, state: 'RUNNING', worker_id: herder.workerId },
-          { id: 1, state: 'RUNNING', worker_id: herder.workerId },
+          { id: 0, state: 'RUNNING', worker_id: herder.workerId, version: '0.1.0' },
+          { id: 1, state: 'RUNNING', worker_id: herder.workerId, version: '0.1.0' },
         ],
         type: 'source',
       });
@@ -356,14 +356,14 @@ describe('REST server', () => {
       expectError(await call({ method: 'POST', url: '/connectors/nope/restart' }), 404);
     });
 
-    for (const [action, state] of [
-      ['pause', 'PAUSED'],
-      ['stop', 'STOPPED'],
-      ['resume', 'RUNNING'],
+    for (const [action, state, code] of [
+      ['pause', 'PAUSED', 202],
+      ['stop', 'STOPPED', 204],
+      ['resume', 'RUNNING', 202],
     ] as const) {
-      it(`PUT /connectors/{name}/${action} answers 202 and the connector goes ${state}`, async () => {
+      it(`PUT /connectors/{name}/${action} answers ${code} and the connector goes ${state}`, async () => {
         const response = await call({ method: 'PUT', url: `/connectors/files/${action}` });
-        expect(response.statusCode).to.equal(202);
+        expect(response.statusCode).to.equal(code);
         expect(response.body).to.equal('');
         const status = (await call({ method: 'GET', url: '/connectors/files/status' })).json;
         expect(status).to.have.nested.property('connector.state', state);
