@@ -97,7 +97,7 @@ export class RecordPipeline {
         recordIndex.push(i);
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
-        const className = error instanceof TransformError ? error.className : stageClassName(stage);
+        const className = error instanceof TransformError ? error.className : this.stageClassName(stage);
         failures.push({ index: i, error: error as Error, stage, className });
       }
     }
@@ -172,6 +172,14 @@ export class RecordPipeline {
       rawKey: record.rawKey,
       rawValue: record.rawValue,
     };
+  }
+
+  /** The class a failure at `stage` is reported under (`__connect.errors.class.name`). */
+  private stageClassName(stage: Stage): string {
+    if (stage === 'KAFKA_PRODUCE') return 'KafkaProducer';
+    if (stage === 'KAFKA_CONSUME') return 'KafkaConsumer';
+    const converter = stage === 'KEY_CONVERTER' ? this.options.keyConverter : this.options.valueConverter;
+    return converter.className ?? (stage === 'KEY_CONVERTER' ? 'KeyConverter' : 'ValueConverter');
   }
 
   /** Output schemas the registry refused, per topic, as the bad-record error their records get. */
@@ -293,7 +301,7 @@ export class RecordPipeline {
         for (const item of encoded) out.push(item);
       } catch (error) {
         if (outcomeOf(error) !== 'fail-record') throw error;
-        failures.push({ index, error: error as Error, stage, className: stageClassName(stage) });
+        failures.push({ index, error: error as Error, stage, className: this.stageClassName(stage) });
       }
     }
     if (!ordered) out.sort((a, b) => a.index - b.index);
@@ -309,14 +317,4 @@ function expectResults(results: unknown[], expected: number, plugin: string): vo
         'a task must return exactly one result per record, by position',
     );
   }
-}
-
-function converterClassName(stage: Stage): string {
-  return stage === 'KEY_CONVERTER' ? 'KeyConverter' : 'ValueConverter';
-}
-
-function stageClassName(stage: Stage): string {
-  if (stage === 'KAFKA_PRODUCE') return 'KafkaProducer';
-  if (stage === 'KAFKA_CONSUME') return 'KafkaConsumer';
-  return converterClassName(stage);
 }

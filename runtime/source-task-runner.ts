@@ -301,7 +301,7 @@ export class SourceTaskRunner implements TaskRunner {
           key: null,
           value: Buffer.from(JSON.stringify(item.value)),
           stage: 'VALUE_CONVERTER',
-          className: 'ValueConverter',
+          className: this.deps.valueConverter.className ?? 'ValueConverter',
           error: error as Error,
         });
         continue;

@@ -33,6 +33,7 @@ interface EncodeState {
 
 export class AvroConverter implements Converter {
   readonly isKey: boolean;
+  readonly className = 'io.confluent.connect.avro.AvroConverter';
   private readonly stage: Stage;
   private readonly what: 'key' | 'value';
   /** Per schema object as the connector passes it (an avsc Type, or a schema object). */

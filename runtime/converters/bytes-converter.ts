@@ -5,6 +5,7 @@ import { describe } from './string-converter.js';
 
 export class BytesConverter implements Converter {
   readonly isKey: boolean;
+  readonly className = 'org.apache.kafka.connect.converters.ByteArrayConverter';
   private readonly stage: Stage;
   private readonly what: 'key' | 'value';
 

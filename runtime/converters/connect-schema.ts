@@ -79,6 +79,16 @@ const TYPES: ReadonlySet<string> = new Set([
   'struct',
 ]);
 
+/**
+ * The names Kafka Connect's JsonConverter writes in an envelope for FLOAT32 and FLOAT64 (its
+ * JsonSchema: "float", "double"); every other type is written under its Connect name.
+ */
+const JSON_TYPE_NAMES: Readonly<Partial<Record<ConnectType, string>>> = {
+  float32: 'float',
+  float64: 'double',
+};
+const FROM_JSON_TYPE_NAMES: Readonly<Record<string, ConnectType>> = { float: 'float32', double: 'float64' };
+
 /** A schema the envelope carries that is not a Connect schema; the message names where. */
 export class ConnectSchemaError extends Error {}
 
@@ -90,10 +100,12 @@ export function parseConnectSchema(json: unknown, path = 'schema'): ConnectSchem
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new ConnectSchemaError(`${path} must be an object with a "type"`);
   const raw = json as Record<string, unknown>;
-  const type = raw['type'];
+  const written = raw['type'];
+  // JsonConverter writes "float" and "double"; the Connect names are read too.
+  const type = typeof written === 'string' ? (FROM_JSON_TYPE_NAMES[written] ?? written) : written;
   if (typeof type !== 'string' || !TYPES.has(type))
     throw new ConnectSchemaError(
-      `${path}.type is ${JSON.stringify(type)}, not a Connect type (int8, int16, int32, int64, float32, float64, boolean, string, bytes, array, map, struct)`,
+      `${path}.type is ${JSON.stringify(written)}, not a Connect type (int8, int16, int32, int64, float, double, boolean, string, bytes, array, map, struct)`,
     );
   const schema: ConnectSchema = { type: type as ConnectType, optional: false };
   if (type === 'struct') {
@@ -414,7 +426,7 @@ function describe(type: AvroType): string {
 
 /** The envelope's `schema` object, keys in JsonConverter's order. */
 export function connectSchemaJson(schema: ConnectSchema): Record<string, unknown> {
-  const out: Record<string, unknown> = { type: schema.type };
+  const out: Record<string, unknown> = { type: JSON_TYPE_NAMES[schema.type] ?? schema.type };
   if (schema.type === 'struct')
     out['fields'] = schema.fields!.map((f) => ({ ...connectSchemaJson(f.schema), field: f.name }));
   else if (schema.type === 'array') out['items'] = connectSchemaJson(schema.items!);

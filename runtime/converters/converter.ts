@@ -14,6 +14,11 @@ export interface Converter {
   /** For `<topic>-key` vs `<topic>-value` subjects, and error messages. */
   readonly isKey: boolean;
   /**
+   * Kafka Connect's class name of the equivalent converter, written as `__connect.errors.class.name`
+   * of a record this converter could not read (as Kafka Connect names its converter there).
+   */
+  readonly className?: string;
+  /**
    * Fetches what decoding these payloads needs. Never throws for a bad payload (that is
    * `toConnect`'s RecordError); throws RetriableError when the registry is unreachable.
    */

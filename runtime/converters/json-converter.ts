@@ -130,6 +130,7 @@ type Writable = { connect: ConnectSchema; schemaText: string } | ConnectSchemaEr
 
 export class JsonConverter implements Converter {
   readonly isKey: boolean;
+  readonly className = 'org.apache.kafka.connect.json.JsonConverter';
   private readonly stage: Stage;
   private readonly what: 'key' | 'value';
   private readonly schemasEnable: boolean;

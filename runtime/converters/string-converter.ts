@@ -5,6 +5,7 @@ import type { Converter, Decoded } from './converter.js';
 
 export class StringConverter implements Converter {
   readonly isKey: boolean;
+  readonly className = 'org.apache.kafka.connect.storage.StringConverter';
   private readonly stage: Stage;
   private readonly what: 'key' | 'value';
 

@@ -59,7 +59,7 @@ export const HOIST_FIELD = keyAndValue(
       buildType({
         type: 'record',
         name: DEFAULT_RECORD_NAME,
-        fields: [{ name: field, type: exportSchema(schema) }],
+        fields: [{ name: field, type: renumberDefaultNames(exportSchema(schema)) }],
       }),
     );
     return (record) => {
@@ -69,3 +69,31 @@ export const HOIST_FIELD = keyAndValue(
     };
   },
 );
+
+const DEFAULT_NAME = /^io\.confluent\.connect\.avro\.ConnectDefault\d*$/;
+
+/**
+ * The wrapped schema with its unnamed structs renamed `ConnectDefault2`, `ConnectDefault3`, ... in
+ * depth-first order, as Confluent's AvroData names them under an unnamed outer struct (which is
+ * `ConnectDefault`): Avro refuses two records of one name in a schema.
+ */
+function renumberDefaultNames(schema: unknown): unknown {
+  const renamed = new Map<string, string>();
+  let next = 2;
+  const walk = (node: unknown): unknown => {
+    if (typeof node === 'string') return renamed.get(node) ?? node;
+    if (Array.isArray(node)) return node.map(walk);
+    if (typeof node !== 'object' || node === null) return node;
+    const out: Record<string, unknown> = { ...(node as Record<string, unknown>) };
+    if (out['type'] === 'record' && typeof out['name'] === 'string' && DEFAULT_NAME.test(out['name'])) {
+      const name = `${DEFAULT_RECORD_NAME}${next++}`;
+      renamed.set(out['name'], name);
+      out['name'] = name;
+      delete out['namespace'];
+    }
+    for (const key of ['type', 'items', 'values', 'fields'])
+      if (key in out && key !== 'name') out[key] = walk(out[key]);
+    return out;
+  };
+  return walk(schema);
+}
