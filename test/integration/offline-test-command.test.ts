@@ -1,4 +1,4 @@
-// `infer-connect test` on the census example (examples/census-test) against the real model server:
+// `infer-connect test` on the census example (config/census-test) against the real model server:
 // the real command, the committed expected file, an altered one, and the same records through a
 // real worker and Kafka, to show that what the command prints is what a deployment writes.
 import { spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { startTestWorker } from '../helpers/worker.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const cli = join(repo, 'bin', 'infer-connect.js');
-const example = join(repo, 'examples', 'census-test');
+const example = join(repo, 'config', 'census-test');
 const connectorFile = join(example, 'census-inference.json');
 const recordsFile = join(example, 'records.avro-jsonl');
 const schemaFile = join(example, 'census-nullable-age.avsc');
@@ -31,13 +31,13 @@ function infer(...args: string[]) {
 }
 
 const censusArgs = (...more: string[]) => [
-  'examples/census-test/census-inference.json',
+  'config/census-test/census-inference.json',
   '--input',
-  'examples/census-test/records.avro-jsonl',
+  'config/census-test/records.avro-jsonl',
   '--input-format',
   'records',
   '--value-schema',
-  'examples/census-test/census-nullable-age.avsc',
+  'config/census-test/census-nullable-age.avsc',
   '--worker',
   'config/worker.json',
   '--ignore-fields',
@@ -56,10 +56,10 @@ describe('infer-connect test on the census example (real model server)', functio
   this.timeout(180_000);
 
   it('matches the committed expected file: exit 0', () => {
-    const result = infer(...censusArgs('--expect', 'examples/census-test/expected.jsonl'));
+    const result = infer(...censusArgs('--expect', 'config/census-test/expected.jsonl'));
     expect(result.status, result.stderr + result.stdout).to.equal(0);
     expect(result.stdout).to.equal(
-      'all 21 inputs match examples/census-test/expected.jsonl (float tolerance 0.000001, ignored fields scored_at)\n',
+      'all 21 inputs match config/census-test/expected.jsonl (float tolerance 0.000001, ignored fields scored_at)\n',
     );
   });
 

@@ -194,9 +194,9 @@ describe('the REST API of a running worker', function () {
   });
 
   it('pauses, resumes, restarts, stops, alters and resets offsets, patches config and deletes', async () => {
-    expect((await call(base, 'PUT', `/connectors/${name}/pause`)).status).to.equal(204);
+    expect((await call(base, 'PUT', `/connectors/${name}/pause`)).status).to.equal(202);
     expect((await call(base, 'GET', `/connectors/${name}/status`)).json.connector.state).to.equal('PAUSED');
-    expect((await call(base, 'PUT', `/connectors/${name}/resume`)).status).to.equal(204);
+    expect((await call(base, 'PUT', `/connectors/${name}/resume`)).status).to.equal(202);
     expect((await call(base, 'GET', `/connectors/${name}/status`)).json.connector.state).to.equal('RUNNING');
     expect((await call(base, 'POST', `/connectors/${name}/tasks/0/restart`)).status).to.equal(204);
     const restarted = await call(
@@ -204,7 +204,7 @@ describe('the REST API of a running worker', function () {
       'POST',
       `/connectors/${name}/restart?includeTasks=true&onlyFailed=false`,
     );
-    expect(restarted.status).to.equal(204);
+    expect(restarted.status).to.equal(202);
     expect((await call(base, 'PATCH', `/connectors/${name}/offsets`, { offsets: [] })).status).to.equal(409);
     expect((await call(base, 'PUT', `/connectors/${name}/stop`)).status).to.equal(204);
     expect((await call(base, 'GET', `/connectors/${name}/status`)).json.connector.state).to.equal('STOPPED');
