@@ -154,6 +154,14 @@ export class Delivery {
     const producer = this.createProducer(`connect-${this.options.connectorName}-${topic}-${partition}`);
     try {
       await producer.connect();
+      // kafkajs 2.2.4 initializes a transactional producer's id (InitProducerId with its
+      // transactional.id, which fences older owners and waits out a transaction of theirs that is
+      // still completing) only at its first transaction(), not at connect(). Open and abort an
+      // empty one now (kafkajs sends no EndTxn for it), so the committed offset read below already
+      // includes whatever a fenced owner committed; read before, it could miss a commit that was
+      // completing and the chunk would be scored and written twice.
+      const fence = await producer.transaction();
+      await fence.abort();
     } catch (error) {
       await producer.disconnect().catch(() => undefined);
       throw classifyProducerError(error, { topics: [topic] });
