@@ -314,8 +314,9 @@ describe('TF Serving REST transport end to end', function () {
       expect(overRest.get('0')).to.include({ model_name: 'census', model_version: 1 });
       expect(await messageCount(`${input}-rest-dlq`)).to.equal(0);
       const { requests } = await server.stats();
-      // Both transports reached the server: REST's metadata and status reads are counted by name too.
-      expect(requests.GetModelStatus ?? 0).to.be.greaterThan(0);
+      // Both transports reached the server. (REST's model-status reads are not asserted: the client
+      // caches the resolved version for a second, so a run can need none after the stats reset.)
+      expect(requests.Predict ?? 0).to.be.greaterThan(0);
     } finally {
       await worker.stop();
     }
