@@ -10,7 +10,17 @@ import { waitFor } from '../helpers/worker.js';
 const cli = resolve(import.meta.dirname, '../../bin/infer-connect.js');
 const RECORDS = 30_000;
 
-async function prepareInput(topic: string): Promise<void> {
+const PREFILL = 2_000;
+const CHUNK = 1_000;
+const PACE_MS = 250;
+
+/**
+ * The input topic gets PREFILL records at once and the rest in paced chunks once `start()` is
+ * called, so a kill always lands while input is still arriving, however fast the worker runs
+ * (with all 30,000 records written up front, a fast machine had scored them all before the
+ * kill took effect).
+ */
+async function prepareInput(topic: string) {
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
@@ -24,13 +34,44 @@ async function prepareInput(topic: string): Promise<void> {
   await admin.disconnect();
   const producer = kafka.producer();
   await producer.connect();
-  for (let start = 0; start < RECORDS; start += 5_000) {
+  let produced = 0;
+  const send = async (count: number) => {
+    const start = produced;
     await producer.send({
       topic,
-      messages: Array.from({ length: 5_000 }, (_, i) => ({ key: `k${start + i}`, value: `v${start + i}` })),
+      messages: Array.from({ length: count }, (_, i) => ({ key: `k${start + i}`, value: `v${start + i}` })),
     });
-  }
-  await producer.disconnect();
+    produced += count;
+  };
+  await send(PREFILL);
+  let finished: Promise<void> | undefined;
+  return {
+    produced: () => produced,
+    start(): void {
+      finished ??= (async () => {
+        while (produced < RECORDS) {
+          await new Promise((r) => setTimeout(r, PACE_MS));
+          await send(Math.min(CHUNK, RECORDS - produced));
+        }
+      })();
+    },
+    async close(): Promise<void> {
+      await finished;
+      await producer.disconnect();
+    },
+  };
+}
+
+/** Starts the paced input once the worker writes output, and waits for `atLeast` outputs. */
+async function midStream(
+  input: Awaited<ReturnType<typeof prepareInput>>,
+  output: { total: () => number },
+  atLeast: number,
+): Promise<void> {
+  await waitFor(() => output.total() >= PREFILL / 2, 60_000, 'the first output');
+  input.start();
+  await waitFor(() => output.total() >= atLeast, 60_000, `${atLeast} outputs`);
+  expect(input.produced()).to.be.below(RECORDS, 'the kill must land while input is still arriving');
 }
 
 /** Counts every value seen on the output topic (duplicates included). */
@@ -100,15 +141,14 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
   it('after SIGKILL and a restart, every input record is in the output (duplicates allowed, none missing)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'infer-connect-kill-'));
     const input = uniqueName('kill-in');
-    await prepareInput(input);
+    const feed = await prepareInput(input);
     const output = await watchOutput(`${input}-out`);
     try {
       const first = startWorker(dir, input, uniqueName('kill'));
-      await waitFor(() => output.total() >= 3_000, 60_000, 'some output before the kill');
+      await midStream(feed, output, 3_000);
       first.kill('SIGKILL');
       await exited(first);
       const killedAt = output.total();
-      expect(killedAt).to.be.below(RECORDS, 'the kill must land mid-stream');
 
       const second = startWorker(dir, input, uniqueName('kill'));
       try {
@@ -123,6 +163,7 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
       );
       for (let i = 0; i < RECORDS; i++) expect(output.seen.has(`v${i}`), `v${i}`).to.equal(true);
     } finally {
+      await feed.close();
       await output.stop();
     }
   });
@@ -132,14 +173,13 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
     const input = uniqueName('eos-in');
     const name = uniqueName('eos');
     const eos = { 'processing.guarantee': 'exactly_once' };
-    await prepareInput(input);
+    const feed = await prepareInput(input);
     const output = await watchOutput(`${input}-out`); // kafkajs reads committed transactions only
     try {
       const first = startWorker(dir, input, name, eos);
-      await waitFor(() => output.total() >= 3_000, 60_000, 'some committed output before the kill');
+      await midStream(feed, output, 3_000);
       first.kill('SIGKILL');
       await exited(first);
-      expect(output.total()).to.be.below(RECORDS, 'the kill must land mid-stream');
 
       const second = startWorker(dir, input, name, eos);
       try {
@@ -151,6 +191,7 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
       }
       expect(output.total(), 'duplicates visible to a read_committed reader').to.equal(RECORDS);
     } finally {
+      await feed.close();
       await output.stop();
     }
   });
@@ -159,11 +200,11 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
     const dir = mkdtempSync(join(tmpdir(), 'infer-connect-term-'));
     const input = uniqueName('term-in');
     const name = uniqueName('term');
-    await prepareInput(input);
+    const feed = await prepareInput(input);
     const output = await watchOutput(`${input}-out`);
     try {
       const first = startWorker(dir, input, name);
-      await waitFor(() => output.total() >= 3_000, 60_000, 'some output before SIGTERM');
+      await midStream(feed, output, 3_000);
       const stoppedAt = Date.now();
       first.kill('SIGTERM');
       const { code } = await exited(first);
@@ -181,6 +222,7 @@ describe('a standalone worker process that dies or is stopped mid-stream', funct
       }
       expect(output.total()).to.equal(RECORDS);
     } finally {
+      await feed.close();
       await output.stop();
     }
   });
